@@ -1,0 +1,23 @@
+"""tf_bert_seqgen: BERT-for-sequence-generation (bertseq2seq) models in Keras 3 / TensorFlow."""
+
+import os as _os
+
+# Keras 3 picks its backend at first import; this package is TensorFlow-only.
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from tf_bert_seqgen.config import BertForSeqGenerationConfig, ConfigError, EncoderDecoderConfig  # noqa: E402
+from tf_bert_seqgen.models import (  # noqa: E402
+    BertForSeqGenerationDecoder,
+    BertForSeqGenerationEncoderModel,
+    EncoderDecoder,
+)
+
+__all__ = [
+    "BertForSeqGenerationConfig",
+    "BertForSeqGenerationDecoder",
+    "BertForSeqGenerationEncoderModel",
+    "ConfigError",
+    "EncoderDecoder",
+    "EncoderDecoderConfig",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Warm-starting a sequence-to-sequence model from BERT checkpoints (Rothe et al. 2020).
+
+The paper's set-ups: BERT2BERT (encoder and decoder from BERT, separate), BERTSHARE (one BERT for both),
+BERT2RND (BERT encoder, random decoder), RND2RND (both random). Cross-attention always starts random.
+
+BERT adds a segment embedding that BertGeneration lacks. Every input here is segment 0, so row 0 of
+BERT's token-type table is a constant added at every position: folding it into the position table
+reproduces BERT's hidden states exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tf_bert_seqgen.checkpoints import hf
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name
+from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
+
+
+def bert_config(directory: str) -> BertForSeqGenerationConfig:
+    """Our stack config from a BERT directory; special tokens from its vocab.txt when there is one."""
+    values = read_config_json(os.path.join(directory, "config.json"))
+    if values.get("type_vocab_size", 1) < 1:
+        raise CheckpointError(f"{directory}/config.json: type_vocab_size must be >= 1")
+    values.update(_wordpiece_special_ids(directory))
+    return BertForSeqGenerationConfig.from_dict(values)
+
+
+def _wordpiece_special_ids(directory: str) -> dict:
+    """BERT vocabularies start and end sequences with [CLS] / [SEP]: they are BERT2BERT's bos / eos."""
+    path = os.path.join(directory, "vocab.txt")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    found = {key: ids[token] for key, token in
+             (("pad_token_id", "[PAD]"), ("bos_token_id", "[CLS]"), ("eos_token_id", "[SEP]")) if token in ids}
+    return found
+
+
+def bert_tensors(directory: str) -> dict:
+    """BERT's tensors with the `bert.` prefix removed and segment 0 folded into the position table."""
+    tensors = hf.read_tensors(directory)
+    if any(k.startswith("bert.") for k in tensors):
+        tensors = {k[len("bert."):]: v for k, v in tensors.items() if k.startswith("bert.")}
+    segments = tensors.pop("embeddings.token_type_embeddings.weight", None)
+    if segments is not None:
+        tensors["embeddings.position_embeddings.weight"] = (
+            tensors["embeddings.position_embeddings.weight"] + segments[0][None, :])
+    return tensors
+
+
+def _is_bert_extra(name: str) -> bool:
+    return name.startswith(("pooler.", "cls.")) or name.endswith("position_ids")
+
+
+def load_bert_into(stack, directory: str):
+    """Copies BERT's weights into an encoder or decoder stack; cross-attention and LM-head bias stay."""
+    entries = [e for e in bind([(stack, hf_name)])
+               if "crossattention" not in e.name and not e.name.startswith("lm_head")]
+    assign(entries, bert_tensors(directory), directory, ignore=_is_bert_extra)
+
+
+def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertForSeqGenerationConfig | None = None,
+               decoder_start_token_id=None):
+    """Builds BERT2BERT / BERTSHARE / BERT2RND / RND2RND.
+
+    encoder_path / decoder_path: BERT directories (or hub names); None means random init. `config` is
+    needed when both are None (RND2RND) and otherwise defaults to the checkpoint's.
+    """
+    from tf_bert_seqgen.models import EncoderDecoder
+
+    encoder_dir = hf.resolve(encoder_path) if encoder_path else None
+    decoder_dir = hf.resolve(decoder_path) if decoder_path else None
+    if share and decoder_dir and encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(decoder_dir):
+        raise ValueError("share=True uses one checkpoint for both stacks; got two different paths")
+    if share:
+        decoder_dir = None
+    known = encoder_dir or decoder_dir
+    stack_config = bert_config(known) if known else config
+    if stack_config is None:
+        raise ValueError("random init of both stacks (RND2RND) needs a `config`")
+    if known and decoder_dir and encoder_dir and bert_config(decoder_dir) != stack_config:
+        raise ValueError("encoder and decoder checkpoints have different configs; BERT2BERT needs one shape")
+    model = EncoderDecoder.from_config(EncoderDecoderConfig(stack_config, stack_config, share=share,
+                                                            decoder_start_token_id=decoder_start_token_id))
+    if encoder_dir:
+        load_bert_into(model.encoder, encoder_dir)
+    if decoder_dir:
+        load_bert_into(model.decoder, decoder_dir)
+    return model

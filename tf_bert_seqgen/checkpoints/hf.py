@@ -1,0 +1,184 @@
+"""Hugging Face checkpoints: `EncoderDecoderModel` and single `BertGeneration` directories, read and written.
+
+Weights are read with `safetensors` (numpy, no torch); `pytorch_model.bin` needs torch and says so.
+Our own `save_pretrained` writes this same layout, so one loader serves both and `transformers` can load
+what we save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name
+from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
+from tf_bert_seqgen.io_utils import atomic_directory
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "spiece.model", "vocab.txt"]
+
+
+def resolve(path_or_name: str) -> str:
+    """A local directory as is; otherwise an HF hub repo id through `huggingface_hub.snapshot_download`
+    (its cache and HF_HUB_OFFLINE honoured)."""
+    if os.path.isdir(path_or_name):
+        return path_or_name
+    if os.path.exists(path_or_name):
+        raise CheckpointError(f"{path_or_name} is a file; expected a checkpoint directory")
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(path_or_name, allow_patterns=_HUB_PATTERNS)
+    except Exception as e:  # the hub client raises many types; all mean "not available here"
+        raise CheckpointError(f"{path_or_name!r} is neither a local directory nor a Hugging Face repo that "
+                              f"could be fetched or found in the cache: {type(e).__name__}: {e}") from e
+
+
+def read_tensors(directory: str) -> dict[str, np.ndarray]:
+    """All tensors of an HF checkpoint directory as numpy arrays, by name."""
+    files = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(directory, f))]
+    if not files:
+        raise CheckpointError(f"{directory} holds no weights (looked for {', '.join(WEIGHT_FILES)})")
+    chosen = os.path.join(directory, files[0])
+    if chosen.endswith(".index.json"):
+        with open(chosen, encoding="utf-8") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        tensors = {}
+        for shard in shards:
+            tensors.update(_read_file(os.path.join(directory, shard)))
+        return tensors
+    return _read_file(chosen)
+
+
+def _read_file(path: str) -> dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weight file {path} is missing")
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(path)
+        except Exception as e:
+            raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
+    try:
+        import torch
+    except ImportError as e:
+        raise CheckpointError(f"{path} is a PyTorch pickle and torch is not installed; install torch or "
+                              "convert the checkpoint to model.safetensors") from e
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+
+
+def _prefixed(prefix: str):
+    def naming(canonical):
+        name, transposed = hf_name(canonical)
+        return prefix + name, transposed
+    return naming
+
+
+def _decoder_naming(prefix: str):
+    """Decoder stacks keep their LM head beside `bert.`, not inside it."""
+    def naming(canonical):
+        name, transposed = hf_name(canonical)
+        return (prefix if name.startswith("lm_head") else prefix + "bert.") + name, transposed
+    return naming
+
+
+def _lm_head_matches_embeddings(tensors, prefix, source):
+    """The LM head is tied to the word embeddings; a checkpoint with a different head cannot be ours."""
+    head, words = f"{prefix}lm_head.decoder.weight", f"{prefix}bert.embeddings.word_embeddings.weight"
+    if head in tensors and words in tensors and not np.array_equal(tensors[head], tensors[words]):
+        raise CheckpointError(f"{source}: {head} differs from {words}; the LM head must be tied to the embeddings")
+    bias, head_bias = f"{prefix}lm_head.bias", f"{prefix}lm_head.decoder.bias"
+    if head_bias in tensors and bias not in tensors:
+        tensors[bias] = tensors[head_bias]
+
+
+def _ignorable(name: str) -> bool:
+    return name.endswith("position_ids") or name.endswith("lm_head.decoder.weight") or \
+        name.endswith("lm_head.decoder.bias")
+
+
+def encoder_decoder_entries(model):
+    return bind([(model.encoder, _prefixed("encoder.")), (model.decoder, _decoder_naming("decoder."))])
+
+
+def load_encoder_decoder(path: str, **config_overrides):
+    """Builds an `EncoderDecoder` from an HF EncoderDecoderModel directory or hub name."""
+    from tf_bert_seqgen.models import EncoderDecoder
+
+    directory = resolve(path)
+    config_path = os.path.join(directory, "config.json")
+    values = read_config_json(config_path)
+    if values.get("model_type") != "encoder-decoder":
+        raise CheckpointError(f"{config_path} has model_type {values.get('model_type')!r}, not 'encoder-decoder'; "
+                              "load single stacks with BertForSeqGenerationEncoderModel / Decoder.from_pretrained")
+    values.update(config_overrides)
+    model = EncoderDecoder.from_config(EncoderDecoderConfig.from_dict(values))
+    tensors = read_tensors(directory)
+    _lm_head_matches_embeddings(tensors, "decoder.", directory)
+    # The LM-head bias is not in every released checkpoint; zeros is what the reference starts from.
+    assign(encoder_decoder_entries(model), tensors, directory, optional={"decoder.lm_head.bias"},
+           ignore=_ignorable)
+    return model
+
+
+def load_stack(cls, path: str, **config_overrides):
+    """Builds a single encoder or decoder from an HF BertGeneration directory, or from a BERT one
+    (`model_type: bert`, warm-start: segment embeddings folded in, cross-attention left random)."""
+    from tf_bert_seqgen.checkpoints import bert
+    from tf_bert_seqgen.models import BertForSeqGenerationDecoder
+
+    directory = resolve(path)
+    values = read_config_json(os.path.join(directory, "config.json"))
+    is_bert = values.get("model_type") == "bert"
+    config = bert.bert_config(directory) if is_bert else BertForSeqGenerationConfig.from_dict(values)
+    if config_overrides:
+        config = BertForSeqGenerationConfig.from_dict({**config.to_dict(), **config_overrides})
+    model = cls(config)
+    model.build()
+    if is_bert:
+        bert.load_bert_into(model, directory)
+        return model
+    tensors = read_tensors(directory)
+    if cls is BertForSeqGenerationDecoder:
+        _lm_head_matches_embeddings(tensors, "", directory)
+        naming, optional = _decoder_naming(""), {"lm_head.bias"}
+    else:
+        # An encoder may also be read out of a decoder directory (`bert.` prefix).
+        prefix = "bert." if any(k.startswith("bert.") for k in tensors) else ""
+        naming, optional = _prefixed(prefix), set()
+        tensors = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    assign(bind([(model, naming)]), tensors, directory, optional=optional,
+           ignore=lambda n: _ignorable(n) or "crossattention" in n or n.startswith("lm_head"))
+    return model
+
+
+def save_encoder_decoder(model, directory: str, tokenizer=None):
+    """config.json + model.safetensors (+ generation_config.json, tokenizer files), atomically.
+
+    Shared weights are written under both the encoder's and the decoder's names: `transformers` 5 no
+    longer ties them on load, and a checkpoint it reads wrong would be worse than a larger file.
+    """
+    from safetensors.numpy import save_file
+
+    tensors = collect(encoder_decoder_entries(model))
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    config = model.config
+    with atomic_directory(directory) as tmp:
+        with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config.to_hf_dict(), f, indent=2, sort_keys=True)
+        with open(os.path.join(tmp, "generation_config.json"), "w", encoding="utf-8") as f:
+            json.dump({"decoder_start_token_id": config.start_token_id, "bos_token_id": config.decoder.bos_token_id,
+                       "eos_token_id": config.decoder.eos_token_id, "pad_token_id": config.decoder.pad_token_id},
+                      f, indent=2)
+        save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+
+__all__ = ["CheckpointError", "load_encoder_decoder", "load_stack", "read_tensors", "resolve",
+           "save_encoder_decoder"]

@@ -1,0 +1,264 @@
+"""The building blocks of a BertForSeqGeneration stack, as Keras 3 layers (TensorFlow backend).
+
+Names of sub-layers follow BERT's checkpoint layout (`attention/self/query`, `intermediate/dense`, ...)
+in spirit, so the weight maps in `checkpoints/` read like the checkpoints they load.
+
+Shapes: b = batch, t = query length, s = key length, h = hidden, n = heads, d = head size, v = vocab.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+# Added to attention logits where attention is not allowed. Not -inf: a fully masked row (an all-pad
+# source) must stay finite, as in the reference, which uses the dtype's minimum.
+MASK_VALUE = -1e9
+
+
+def activation(name: str):
+    """The feed-forward activation of an HF config name ("gelu" is BERT's exact erf form)."""
+    if name == "gelu":
+        return lambda x: tf.nn.gelu(x, approximate=False)
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return lambda x: tf.nn.gelu(x, approximate=True)
+    if name == "relu":
+        return tf.nn.relu
+    if name in ("silu", "swish"):
+        return tf.nn.silu
+    raise ValueError(f"unsupported activation {name!r}")
+
+
+def _initializer(stddev):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+def padding_bias(mask):
+    """[b, s] 1/0 mask -> [b, 1, 1, s] additive bias (0 where attended, MASK_VALUE where padding)."""
+    mask = tf.cast(mask, tf.float32)
+    return (1.0 - mask)[:, None, None, :] * MASK_VALUE
+
+
+def causal_bias(query_length, key_length, query_offset=0):
+    """[1, 1, t, s] bias letting query i (at absolute position query_offset + i) see keys j <= it."""
+    query_positions = tf.range(query_length) + query_offset
+    key_positions = tf.range(key_length)
+    allowed = key_positions[None, :] <= query_positions[:, None]
+    return tf.where(allowed, 0.0, MASK_VALUE)[None, None, :, :]
+
+
+class Embeddings(keras.layers.Layer):
+    """Word + absolute position embeddings -> LayerNorm -> dropout. No token types (BertGeneration).
+
+    call(input_ids [b, t], position_offset scalar) -> [b, t, h]
+    """
+
+    def __init__(self, vocab_size, hidden_size, max_position_embeddings, layer_norm_eps=1e-12,
+                 dropout=0.0, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.max_position_embeddings = max_position_embeddings
+        self.layer_norm_eps = layer_norm_eps
+        self.dropout_rate = dropout
+        self.initializer_range = initializer_range
+        init = _initializer(initializer_range)
+        self.word_embeddings = keras.layers.Embedding(vocab_size, hidden_size, embeddings_initializer=init,
+                                                      name="word_embeddings")
+        self.position_embeddings = keras.layers.Embedding(max_position_embeddings, hidden_size,
+                                                          embeddings_initializer=init, name="position_embeddings")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        self.word_embeddings.build((None, None))
+        self.position_embeddings.build((None, None))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, input_ids, position_offset=0, training=False):
+        length = tf.shape(input_ids)[1]
+        positions = tf.range(length) + tf.cast(position_offset, tf.int32)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None]
+        return self.dropout(self.layer_norm(x), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
+                "max_position_embeddings": self.max_position_embeddings, "layer_norm_eps": self.layer_norm_eps,
+                "dropout": self.dropout_rate, "initializer_range": self.initializer_range}
+
+
+class Attention(keras.layers.Layer):
+    """BERT attention block: multi-head attention, output projection, residual, LayerNorm (post-LN).
+
+    Used for self-attention (keys from the same sequence) and cross-attention (keys from the encoder).
+    Keys and values can be projected once up front (`project_key_value`) and passed in, which is how the
+    decoder reuses the encoder's K/V for every generated token and keeps a self-attention cache.
+    """
+
+    def __init__(self, hidden_size, num_heads, dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
+                 initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.dropout_rate = dropout
+        self.attention_dropout_rate = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        init = _initializer(initializer_range)
+        dense = lambda name: keras.layers.Dense(hidden_size, kernel_initializer=init, name=name)  # noqa: E731
+        self.query = dense("query")
+        self.key = dense("key")
+        self.value = dense("value")
+        self.output_dense = dense("output_dense")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.attention_dropout = keras.layers.Dropout(attention_dropout)
+
+    def build(self, input_shape=None):
+        for dense in (self.query, self.key, self.value, self.output_dense):
+            dense.build((None, None, self.hidden_size))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def _split_heads(self, x):
+        """[b, t, h] -> [b, n, t, d]"""
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, [batch, length, self.num_heads, self.head_size])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def project_key_value(self, context):
+        """context [b, s, h] -> (key, value), each [b, n, s, d]."""
+        return self._split_heads(self.key(context)), self._split_heads(self.value(context))
+
+    def call(self, hidden, key_value, attention_bias, training=False):
+        """hidden [b, t, h]; key_value: (key, value) [b, n, s, d] each; attention_bias broadcastable to
+        [b, n, t, s]. Returns [b, t, h]."""
+        key, value = key_value
+        query = self._split_heads(self.query(hidden))
+        scores = tf.matmul(query, key, transpose_b=True) * (self.head_size ** -0.5) + attention_bias
+        probs = self.attention_dropout(tf.nn.softmax(scores, axis=-1), training=training)
+        context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
+        context = tf.reshape(context, [tf.shape(hidden)[0], tf.shape(hidden)[1], self.hidden_size])
+        return self.layer_norm(hidden + self.dropout(self.output_dense(context), training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "num_heads": self.num_heads,
+                "dropout": self.dropout_rate, "attention_dropout": self.attention_dropout_rate,
+                "layer_norm_eps": self.layer_norm_eps, "initializer_range": self.initializer_range}
+
+
+class FeedForward(keras.layers.Layer):
+    """x -> LayerNorm(x + dropout(dense(act(dense(x))))). [b, t, h] -> [b, t, h]"""
+
+    def __init__(self, hidden_size, intermediate_size, hidden_act="gelu", dropout=0.0, layer_norm_eps=1e-12,
+                 initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.dropout_rate = dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        init = _initializer(initializer_range)
+        self.intermediate = keras.layers.Dense(intermediate_size, kernel_initializer=init, name="intermediate")
+        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init, name="output_dense")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+        self._activation = activation(hidden_act)
+
+    def build(self, input_shape=None):
+        self.intermediate.build((None, None, self.hidden_size))
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, x, training=False):
+        y = self.output_dense(self._activation(self.intermediate(x)))
+        return self.layer_norm(x + self.dropout(y, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size,
+                "intermediate_size": self.intermediate_size, "hidden_act": self.hidden_act,
+                "dropout": self.dropout_rate, "layer_norm_eps": self.layer_norm_eps,
+                "initializer_range": self.initializer_range}
+
+
+class TransformerLayer(keras.layers.Layer):
+    """One post-LN BERT layer, for both stacks: self-attention, optional cross-attention, feed-forward.
+
+    `shared_with` (BERTSHARE) makes this layer use another layer's self-attention and feed-forward
+    sub-layers, so the weights exist once; cross-attention is always this layer's own.
+    """
+
+    def __init__(self, hidden_size, num_heads, intermediate_size, hidden_act="gelu", dropout=0.0,
+                 attention_dropout=0.0, layer_norm_eps=1e-12, initializer_range=0.02, cross_attention=False,
+                 shared_with: TransformerLayer | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.dropout_rate = dropout
+        self.attention_dropout_rate = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.has_cross_attention = cross_attention
+        attention = lambda name: Attention(  # noqa: E731
+            hidden_size, num_heads, dropout, attention_dropout, layer_norm_eps, initializer_range, name=name)
+        if shared_with is None:
+            self.self_attention = attention("self_attention")
+            self.feed_forward = FeedForward(hidden_size, intermediate_size, hidden_act, dropout, layer_norm_eps,
+                                            initializer_range, name="feed_forward")
+        else:
+            self.self_attention = shared_with.self_attention
+            self.feed_forward = shared_with.feed_forward
+        self.cross_attention = attention("cross_attention") if cross_attention else None
+
+    def build(self, input_shape=None):
+        for sublayer in (self.self_attention, self.cross_attention, self.feed_forward):
+            if sublayer is not None and not sublayer.built:
+                sublayer.build()
+        self.built = True
+
+    def call(self, hidden, self_attention_bias, self_key_value=None, cross_key_value=None,
+             cross_attention_bias=None, training=False):
+        """hidden [b, t, h] -> [b, t, h].
+
+        self_key_value: (key, value) [b, n, s, d] for self-attention; None = project `hidden` itself.
+        cross_key_value: the encoder's projected (key, value), needed when the layer has cross-attention.
+        """
+        if self_key_value is None:
+            self_key_value = self.self_attention.project_key_value(hidden)
+        hidden = self.self_attention(hidden, key_value=self_key_value, attention_bias=self_attention_bias,
+                                     training=training)
+        if self.cross_attention is not None:
+            hidden = self.cross_attention(hidden, key_value=cross_key_value, attention_bias=cross_attention_bias,
+                                          training=training)
+        return self.feed_forward(hidden, training=training)
+
+    def get_config(self):
+        # `shared_with` is structure, not configuration: the model that owns both stacks re-creates it.
+        return {**super().get_config(), "hidden_size": self.hidden_size, "num_heads": self.num_heads,
+                "intermediate_size": self.intermediate_size, "hidden_act": self.hidden_act,
+                "dropout": self.dropout_rate, "attention_dropout": self.attention_dropout_rate,
+                "layer_norm_eps": self.layer_norm_eps, "initializer_range": self.initializer_range,
+                "cross_attention": self.has_cross_attention}
+
+
+class LMHead(keras.layers.Layer):
+    """Projection to the vocabulary with the word-embedding matrix (tied) plus a bias; no transform
+    (unlike BERT's MLM head). [b, t, h] -> [b, t, v]"""
+
+    def __init__(self, embeddings: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.embeddings = embeddings
+
+    def build(self, input_shape=None):
+        vocab_size = self.embeddings.input_dim
+        self.bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="bias")
+        self.built = True
+
+    def call(self, hidden):
+        return tf.matmul(hidden, self.embeddings.embeddings, transpose_b=True) + self.bias

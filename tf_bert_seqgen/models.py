@@ -1,0 +1,253 @@
+"""Encoder, decoder and the sequence-to-sequence model that joins them (Keras 3 models).
+
+Shapes: b = batch, s = source length, t = target length, h = hidden, L = layers, n = heads,
+d = head size, m = cache length (max decode length), v = vocab.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
+from tf_bert_seqgen.layers import Embeddings, LMHead, TransformerLayer, causal_bias, padding_bias
+
+
+def _as_config(config) -> BertForSeqGenerationConfig:
+    if isinstance(config, BertForSeqGenerationConfig):
+        return config
+    return BertForSeqGenerationConfig.from_dict(config)
+
+
+def _build_stack(config: BertForSeqGenerationConfig, cross_attention: bool, shared_with=None):
+    """Embeddings and transformer layers of one stack; `shared_with` is an encoder to share weights with."""
+    if shared_with is not None:
+        embeddings = shared_with.embeddings
+    else:
+        embeddings = Embeddings(config.vocab_size, config.hidden_size, config.max_position_embeddings,
+                                config.layer_norm_eps, config.hidden_dropout_prob, config.initializer_range,
+                                name="embeddings")
+    layers = [
+        TransformerLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
+                         config.hidden_act, config.hidden_dropout_prob, config.attention_probs_dropout_prob,
+                         config.layer_norm_eps, config.initializer_range, cross_attention=cross_attention,
+                         shared_with=None if shared_with is None else shared_with.transformer_layers[i],
+                         name=f"layer_{i}")
+        for i in range(config.num_hidden_layers)
+    ]
+    return embeddings, layers
+
+
+class BertForSeqGenerationEncoderModel(keras.Model):
+    """Bidirectional BERT stack without token types.
+
+    call(input_ids [b, s] int32, attention_mask [b, s] 1/0 or None) -> hidden states [b, s, h]
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = _as_config(config)
+        self.embeddings, self.transformer_layers = _build_stack(self.config, cross_attention=False)
+
+    def build(self, input_shape=None):
+        self.embeddings.build()
+        for layer in self.transformer_layers:
+            layer.build()
+        self.built = True
+
+    def call(self, input_ids, attention_mask=None, training=False):
+        input_ids = tf.cast(input_ids, tf.int32)
+        if attention_mask is None:
+            attention_mask = tf.ones_like(input_ids)
+        bias = padding_bias(attention_mask)
+        hidden = self.embeddings(input_ids, training=training)
+        for layer in self.transformer_layers:
+            hidden = layer(hidden, bias, training=training)
+        return hidden
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        """Loads a single HF BertGeneration (or BERT) encoder directory."""
+        from tf_bert_seqgen.checkpoints import hf
+
+        return hf.load_stack(cls, path, **kwargs)
+
+
+class BertForSeqGenerationDecoder(keras.Model):
+    """Causal BERT stack with cross-attention to the encoder and an LM head tied to its word embeddings.
+
+    call(input_ids [b, t], encoder_hidden_states [b, s, h], encoder_attention_mask [b, s],
+         attention_mask [b, t]) -> logits [b, t, v]
+
+    For generation, `decode_step` runs t new tokens against fixed-size K/V caches; the result equals the
+    matching rows of `call` on the whole prefix.
+    """
+
+    def __init__(self, config, shared_encoder: BertForSeqGenerationEncoderModel | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = _as_config(config)
+        self.shared_encoder = shared_encoder
+        self.embeddings, self.transformer_layers = _build_stack(self.config, True, shared_encoder)
+        self.lm_head = LMHead(self.embeddings.word_embeddings, name="lm_head")
+
+    def build(self, input_shape=None):
+        if not self.embeddings.built:
+            self.embeddings.build()
+        for layer in self.transformer_layers:
+            layer.build()
+        self.lm_head.build()
+        self.built = True
+
+    def cross_attention_cache(self, encoder_hidden_states):
+        """Projects the encoder output once for all decode steps: (keys, values), each [L, b, n, s, d]."""
+        keys, values = zip(*(layer.cross_attention.project_key_value(encoder_hidden_states)
+                             for layer in self.transformer_layers))
+        return tf.stack(keys), tf.stack(values)
+
+    def empty_self_attention_cache(self, batch_size, max_length, dtype=tf.float32):
+        """Zeroed (keys, values), each [L, b, n, m, d]; `decode_step` fills position by position."""
+        c = self.config
+        shape = [c.num_hidden_layers, batch_size, c.num_attention_heads, max_length, c.head_size]
+        return tf.zeros(shape, dtype), tf.zeros(shape, dtype)
+
+    def call(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, attention_mask=None,
+             training=False):
+        input_ids = tf.cast(input_ids, tf.int32)
+        length = tf.shape(input_ids)[1]
+        self_bias = causal_bias(length, length)
+        if attention_mask is not None:
+            self_bias = self_bias + padding_bias(attention_mask)
+        cross_bias = self._cross_bias(encoder_hidden_states, encoder_attention_mask)
+        hidden = self.embeddings(input_ids, training=training)
+        for layer in self.transformer_layers:
+            cross_kv = layer.cross_attention.project_key_value(encoder_hidden_states)
+            hidden = layer(hidden, self_bias, cross_key_value=cross_kv, cross_attention_bias=cross_bias,
+                           training=training)
+        return self.lm_head(hidden)
+
+    def decode_step(self, input_ids, cache_index, self_attention_cache, cross_attention_cache,
+                    encoder_attention_mask=None):
+        """Runs t new tokens at positions cache_index .. cache_index + t - 1.
+
+        input_ids [b, t]; cache_index scalar int32; self_attention_cache (keys, values) [L, b, n, m, d];
+        cross_attention_cache (keys, values) [L, b, n, s, d]; encoder_attention_mask [b, s].
+        Returns (logits [b, t, v], updated self_attention_cache).
+        """
+        cache_keys, cache_values = self_attention_cache
+        cross_keys, cross_values = cross_attention_cache
+        max_length = tf.shape(cache_keys)[3]
+        length = tf.shape(input_ids)[1]
+        # One-hot placement keeps every shape static (XLA) and uses only core ops (TF Serving without XLA).
+        placement = tf.one_hot(cache_index + tf.range(length), max_length, dtype=cache_keys.dtype)  # [t, m]
+        keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # [m, 1]
+        self_bias = causal_bias(length, max_length, query_offset=cache_index)
+        cross_bias = padding_bias(encoder_attention_mask) if encoder_attention_mask is not None else 0.0
+        hidden = self.embeddings(input_ids, position_offset=cache_index)
+        new_keys, new_values = [], []
+        for i, layer in enumerate(self.transformer_layers):
+            key, value = layer.self_attention.project_key_value(hidden)  # [b, n, t, d]
+            key = cache_keys[i] * keep + tf.einsum("bntd,tm->bnmd", key, placement)
+            value = cache_values[i] * keep + tf.einsum("bntd,tm->bnmd", value, placement)
+            new_keys.append(key)
+            new_values.append(value)
+            hidden = layer(hidden, self_bias, self_key_value=(key, value),
+                           cross_key_value=(cross_keys[i], cross_values[i]), cross_attention_bias=cross_bias)
+        return self.lm_head(hidden), (tf.stack(new_keys), tf.stack(new_values))
+
+    @staticmethod
+    def _cross_bias(encoder_hidden_states, encoder_attention_mask):
+        if encoder_attention_mask is None:
+            return 0.0
+        return padding_bias(encoder_attention_mask)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        """Loads a single HF BertGeneration decoder directory."""
+        from tf_bert_seqgen.checkpoints import hf
+
+        return hf.load_stack(cls, path, **kwargs)
+
+
+def shift_right(labels, start_token_id, pad_token_id):
+    """Decoder inputs for teacher forcing: [start, y0, ..., y_{t-2}]; -100 labels become pad. [b, t]"""
+    labels = tf.cast(labels, tf.int32)
+    labels = tf.where(labels == -100, pad_token_id, labels)
+    start = tf.fill([tf.shape(labels)[0], 1], tf.cast(start_token_id, tf.int32))
+    return tf.concat([start, labels[:, :-1]], axis=1)
+
+
+class EncoderDecoder(keras.Model):
+    """BERT2BERT-style sequence-to-sequence model.
+
+    call({"input_ids" [b, s], "attention_mask" [b, s], and "decoder_input_ids" [b, t] (+ optional
+    "decoder_attention_mask") or "labels" [b, t] (decoder inputs are then `labels` shifted right)})
+    -> logits [b, t, v]
+    """
+
+    def __init__(self, encoder: BertForSeqGenerationEncoderModel, decoder: BertForSeqGenerationDecoder,
+                 decoder_start_token_id: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if decoder.shared_encoder is not None and decoder.shared_encoder is not encoder:
+            raise ValueError("the decoder shares weights with a different encoder than the one given")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.config = EncoderDecoderConfig(encoder.config, decoder.config, share=decoder.shared_encoder is encoder,
+                                           decoder_start_token_id=decoder_start_token_id)
+
+    @classmethod
+    def from_config(cls, config):
+        """From an `EncoderDecoderConfig` or its dict (ours or HF's encoder-decoder config.json)."""
+        if not isinstance(config, EncoderDecoderConfig):
+            config = EncoderDecoderConfig.from_dict(config)
+        encoder = BertForSeqGenerationEncoderModel(config.encoder, name="encoder")
+        decoder = BertForSeqGenerationDecoder(config.decoder, shared_encoder=encoder if config.share else None,
+                                              name="decoder")
+        model = cls(encoder, decoder, config.decoder_start_token_id)
+        model.build()
+        return model
+
+    def get_config(self):
+        return self.config.to_dict()
+
+    def build(self, input_shape=None):
+        self.encoder.build()
+        self.decoder.build()
+        self.built = True
+
+    def call(self, inputs, training=False):
+        encoder_mask = inputs.get("attention_mask")
+        decoder_input_ids = inputs.get("decoder_input_ids")
+        if decoder_input_ids is None:
+            if "labels" not in inputs:
+                raise ValueError("EncoderDecoder needs 'decoder_input_ids' or 'labels' in its inputs")
+            decoder_input_ids = shift_right(inputs["labels"], self.config.start_token_id,
+                                            self.config.decoder.pad_token_id)
+        encoder_hidden_states = self.encoder(inputs["input_ids"], encoder_mask, training=training)
+        return self.decoder(decoder_input_ids, encoder_hidden_states, encoder_mask,
+                            inputs.get("decoder_attention_mask"), training=training)
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        """Loads our saved directory or an HF EncoderDecoderModel directory / hub name."""
+        from tf_bert_seqgen.checkpoints import hf
+
+        return hf.load_encoder_decoder(path, **kwargs)
+
+    @classmethod
+    def from_encoder_decoder_pretrained(cls, encoder_path=None, decoder_path=None, share=False, **kwargs):
+        """Warm start (the paper's BERT2BERT / BERTSHARE / BERT2RND / RND2RND) from BERT checkpoints."""
+        from tf_bert_seqgen.checkpoints import bert
+
+        return bert.warm_start(encoder_path, decoder_path, share=share, **kwargs)
+
+    def save_pretrained(self, directory, tokenizer=None):
+        """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""
+        from tf_bert_seqgen.checkpoints import hf
+
+        hf.save_encoder_decoder(self, directory, tokenizer=tokenizer)
