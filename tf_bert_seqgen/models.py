@@ -246,6 +246,16 @@ class EncoderDecoder(keras.Model):
 
         return bert.warm_start(encoder_path, decoder_path, share=share, **kwargs)
 
+    def generate(self, input_ids, attention_mask=None, jit_compile=False, **options):
+        """Greedy / beam / sampled generation in the TF graph; see `tf_bert_seqgen.generation.generate`.
+
+        input_ids [b, s] -> int32 [b * num_return_sequences, max_length], starting with the decoder start
+        token, pad after eos.
+        """
+        from tf_bert_seqgen import generation
+
+        return generation.generate(self, input_ids, attention_mask, jit_compile=jit_compile, **options)
+
     def save_pretrained(self, directory, tokenizer=None):
         """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""
         from tf_bert_seqgen.checkpoints import hf

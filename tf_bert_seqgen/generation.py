@@ -1,0 +1,370 @@
+"""Generation in the TensorFlow graph: greedy, sampling and beam search over one `tf.while_loop`.
+
+Every loop variable has a fixed shape (sequences are [.., max_length] buffers, the self-attention cache is
+[L, N, n, max_length, d]), so the same function runs eagerly-traced, in a SavedModel without XLA, and
+under `jit_compile=True`. The encoder runs once; its cross-attention K/V are projected once per request.
+
+Beam search follows the alive/finished formulation (as `transformers` >= 4.50 and TF Model Garden do), so
+its results equal `transformers.generate` token for token. Shapes: B = batch, K = beams, N = B*K rows,
+m = max_length, V = vocab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+NEG_INF = float("-inf")
+# Large, finite: keeps arithmetic on "impossible" beams away from inf - inf. Same constant as the reference.
+LARGE_NEGATIVE = -1.0e9
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding options. `max_length` counts the decoder start token (as `transformers`)."""
+
+    max_length: int = 20
+    min_length: int = 0
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    length_penalty_style: str = "hf"  # "hf": score / len**lp; "gnmt": score / ((5 + len) / 6)**lp
+    early_stopping: bool | str = False  # True, False or "never", as `transformers`
+    no_repeat_ngram_size: int = 0
+    num_return_sequences: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    eos_token_id: int = 1
+    pad_token_id: int = 0
+    decoder_start_token_id: int = 2
+
+    def __post_init__(self):
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        most = self.num_return_sequences if self.do_sample and self.num_beams == 1 else self.num_beams
+        if not 1 <= self.num_return_sequences <= most:
+            raise ValueError(f"num_return_sequences ({self.num_return_sequences}) must be between 1 and num_beams "
+                             f"({self.num_beams}) for beam search and greedy decoding")
+        if self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2 (the start token plus one), got {self.max_length}")
+        if self.length_penalty_style not in ("hf", "gnmt"):
+            raise ValueError(f"length_penalty_style must be 'hf' or 'gnmt', got {self.length_penalty_style!r}")
+        if self.early_stopping not in (True, False, "never"):
+            raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
+        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1 and self.top_k >= 0):
+            raise ValueError("sampling needs temperature > 0, 0 < top_p <= 1 and top_k >= 0")
+
+    def static_key(self):
+        """Options that change the graph; the rest are fed as tensors (no retracing when they change)."""
+        return (self.max_length, self.num_beams, self.length_penalty_style, self.early_stopping,
+                self.no_repeat_ngram_size, self.num_return_sequences, self.do_sample, self.top_k,
+                self.eos_token_id, self.pad_token_id, self.decoder_start_token_id)
+
+
+def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:
+    """Fills token ids from the model config; `max_new_tokens` wins over `max_length` (as `transformers`)."""
+    options.setdefault("eos_token_id", model_config.decoder.eos_token_id)
+    options.setdefault("pad_token_id", model_config.decoder.pad_token_id)
+    options.setdefault("decoder_start_token_id", model_config.start_token_id)
+    options = {k: v for k, v in options.items() if v is not None}
+    if max_new_tokens is not None:
+        max_length = max_new_tokens + 1
+    if max_length is not None:
+        options["max_length"] = max_length
+    config = GenerationConfig(**options)
+    if config.max_length > model_config.decoder.max_position_embeddings:
+        raise ValueError(f"max_length {config.max_length} exceeds the decoder's max_position_embeddings "
+                         f"({model_config.decoder.max_position_embeddings})")
+    return config
+
+
+# --- logits processing (same semantics and order as the `transformers` processors) -------------------
+
+def penalise_repeated_ngrams(scores, sequences, cur_len, ngram_size: int):
+    """Bans tokens that would repeat an n-gram of `sequences[:, :cur_len]`. scores [N, V], sequences [N, m]."""
+    if ngram_size <= 0:
+        return scores
+    windows_count = sequences.shape[1] - ngram_size + 1
+    if windows_count <= 0:
+        return scores
+    windows = tf.stack([sequences[:, k:k + windows_count] for k in range(ngram_size)], axis=-1)  # [N, W, n]
+    prefix_positions = tf.maximum(cur_len - (ngram_size - 1) + tf.range(ngram_size - 1), 0)
+    prefix = tf.gather(sequences, prefix_positions, axis=1)  # [N, n-1]
+    same_prefix = tf.reduce_all(windows[:, :, :-1] == prefix[:, None, :], axis=-1)
+    complete = tf.range(windows_count)[None, :] < cur_len - ngram_size + 1
+    banned = tf.logical_and(same_prefix, complete)  # [N, W]
+    rows = tf.broadcast_to(tf.range(tf.shape(scores)[0])[:, None], tf.shape(banned))
+    indices = tf.reshape(tf.stack([rows, windows[:, :, -1]], axis=-1), [-1, 2])
+    updates = tf.reshape(tf.where(banned, NEG_INF, float("inf")), [-1])
+    return tf.tensor_scatter_nd_min(scores, indices, updates)
+
+
+def forbid_early_eos(scores, cur_len, min_length, eos_token_id: int):
+    """No end of sequence while fewer than `min_length` tokens (start token included) exist."""
+    is_eos = tf.range(tf.shape(scores)[-1]) == eos_token_id
+    return tf.where(tf.logical_and(is_eos, cur_len < min_length)[None, :], NEG_INF, scores)
+
+
+def top_k_filter(logits, top_k: int):
+    """Keeps the top_k logits of each row (ties at the threshold kept), -inf elsewhere. [N, V]"""
+    if top_k <= 0:
+        return logits
+    top_k = min(top_k, logits.shape[-1])
+    threshold = tf.math.top_k(logits, k=top_k).values[:, -1:]
+    return tf.where(logits < threshold, NEG_INF, logits)
+
+
+def top_p_filter(logits, top_p):
+    """Nucleus filter: removes the least likely tokens whose total probability is at most 1 - top_p,
+    keeping at least the most likely one. [N, V]"""
+    sorted_logits, order = tf.math.top_k(logits, k=tf.shape(logits)[-1])  # descending
+    # Probability mass at or below each token, i.e. the ascending cumulative sum of the reference.
+    mass_at_or_below = tf.cumsum(tf.nn.softmax(sorted_logits, axis=-1), axis=-1, reverse=True)
+    remove_sorted = mass_at_or_below <= 1.0 - top_p
+    remove_sorted = tf.concat([tf.zeros_like(remove_sorted[:, :1]), remove_sorted[:, 1:]], axis=-1)
+    remove = tf.gather(remove_sorted, tf.argsort(order, axis=-1), batch_dims=1)
+    return tf.where(remove, NEG_INF, logits)
+
+
+def warp_for_sampling(logits, temperature, top_k: int, top_p):
+    """Temperature, then top-k, then top-p, the reference's warper order."""
+    logits = logits / temperature
+    logits = top_k_filter(logits, top_k)
+    return tf.cond(top_p < 1.0, lambda: top_p_filter(logits, top_p), lambda: logits)
+
+
+def length_penalty_divisor(length, alpha, style: str):
+    """What a beam's summed log-probability is divided by. HF: len**alpha; GNMT: ((5 + len) / 6)**alpha."""
+    length = tf.cast(length, tf.float32)
+    if style == "gnmt":
+        return tf.pow((5.0 + length) / 6.0, alpha)
+    return tf.pow(length, alpha)
+
+
+# --- the decode loops ---------------------------------------------------------------------------------
+
+def _write_column(buffer, column, values):
+    """buffer[:, ..., column] = values, without dynamic-shape ops. buffer [..., m], values [...]"""
+    hit = tf.range(tf.shape(buffer)[-1]) == column
+    return tf.where(hit, values[..., None], buffer)
+
+
+def _pad_after_eos(sequences, eos_token_id, pad_token_id):
+    """Everything after the first eos becomes pad (the reference pads greedy output, and fills beam output
+    with eos when pad is 0; one convention here). [N, m]"""
+    seen_eos = tf.cumsum(tf.cast(sequences == eos_token_id, tf.int32), axis=1, exclusive=True) > 0
+    return tf.where(seen_eos, pad_token_id, sequences)
+
+
+def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic):
+    """Greedy decoding (or sampling when config.do_sample). Returns [N, m] int32."""
+    m = config.max_length
+    sequences = tf.fill([batch_size, m], config.pad_token_id)
+    sequences = _write_column(sequences, 0, tf.fill([batch_size], config.decoder_start_token_id))
+    finished = tf.zeros([batch_size], tf.bool)
+
+    def body(cur_len, sequences, finished, cache):
+        tokens = tf.gather(sequences, [cur_len - 1], axis=1)
+        logits, cache = step(tokens, cur_len - 1, cache)
+        scores = logits[:, -1, :]
+        scores = penalise_repeated_ngrams(scores, sequences, cur_len, config.no_repeat_ngram_size)
+        scores = forbid_early_eos(scores, cur_len, dynamic["min_length"], config.eos_token_id)
+        if config.do_sample:
+            scores = warp_for_sampling(scores, dynamic["temperature"], config.top_k, dynamic["top_p"])
+            seed = tf.stack([dynamic["seed"], cur_len])
+            next_tokens = tf.random.stateless_categorical(scores, 1, seed=seed, dtype=tf.int32)[:, 0]
+        else:
+            next_tokens = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        next_tokens = tf.where(finished, config.pad_token_id, next_tokens)
+        sequences = _write_column(sequences, cur_len, next_tokens)
+        finished = tf.logical_or(finished, next_tokens == config.eos_token_id)
+        return cur_len + 1, sequences, finished, cache
+
+    def cond(cur_len, sequences, finished, cache):
+        return tf.logical_and(cur_len < m, tf.logical_not(tf.reduce_all(finished)))
+
+    _, sequences, _, _ = tf.while_loop(cond, body, (tf.constant(1), sequences, finished, cache),
+                                       maximum_iterations=m - 1)
+    return sequences
+
+
+def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
+    """Beam search over alive and finished hypotheses. `cache` rows are [B*K]. Returns [B*R, m] int32."""
+    m, k, eos = config.max_length, config.num_beams, config.eos_token_id
+    k2 = 2 * k  # enough candidates that k survive even if k of them just ended
+    alpha, style = dynamic["length_penalty"], config.length_penalty_style
+    flat = lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))  # noqa: E731  [B, K, ..] -> [N, ..]
+
+    start = tf.fill([batch_size, k], config.decoder_start_token_id)
+    alive_sequences = _write_column(tf.fill([batch_size, k, m], config.pad_token_id), 0, start)
+    # Only the first beam is live at the start, so the first step does not pick k copies of one token.
+    alive_scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], LARGE_NEGATIVE)], 0)[None], [batch_size, 1])
+    state = dict(
+        cur_len=tf.constant(1),
+        alive_sequences=alive_sequences,
+        alive_scores=alive_scores,
+        finished_sequences=alive_sequences,
+        finished_scores=tf.fill([batch_size, k], LARGE_NEGATIVE),
+        is_finished=tf.zeros([batch_size, k], tf.bool),
+        can_improve=tf.ones([batch_size, 1], tf.bool),
+        all_candidates_stop=tf.zeros([batch_size, k2], tf.bool),
+        cache=cache,
+    )
+    top_k_mask = tf.range(k2) < k
+
+    def body(s):
+        cur_len = s["cur_len"]
+        tokens = tf.gather(flat(s["alive_sequences"]), [cur_len - 1], axis=1)
+        logits, cache = step(tokens, cur_len - 1, s["cache"])
+        log_probs = tf.nn.log_softmax(logits[:, -1, :], axis=-1)
+        log_probs = penalise_repeated_ngrams(log_probs, flat(s["alive_sequences"]), cur_len,
+                                             config.no_repeat_ngram_size)
+        log_probs = forbid_early_eos(log_probs, cur_len, dynamic["min_length"], eos)
+        vocab = tf.shape(log_probs)[-1]
+        totals = tf.reshape(log_probs, [batch_size, k, -1]) + s["alive_scores"][:, :, None]
+        totals = tf.reshape(totals, [batch_size, -1])  # [B, K*V]
+        if config.do_sample:
+            # Gumbel top-k = sampling k2 continuations without replacement from softmax(totals).
+            seed = tf.stack([dynamic["seed"], cur_len])
+            gumbel = -tf.math.log(-tf.math.log(tf.random.stateless_uniform(tf.shape(totals), seed, 1e-20, 1.0)))
+            chosen = tf.math.top_k(totals + gumbel, k=k2).indices
+            candidate_scores = tf.gather(totals, chosen, batch_dims=1)
+        else:
+            candidate_scores, chosen = tf.math.top_k(totals, k=k2)
+        origin, token = chosen // vocab, chosen % vocab  # [B, K2]
+        candidates = _write_column(tf.gather(s["alive_sequences"], origin, batch_dims=1), cur_len, token)
+        stops = tf.logical_or(token == eos, cur_len + 1 >= m)
+
+        # Alive: the best k candidates that did not stop.
+        alive_pick = tf.math.top_k(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, k=k).indices
+        alive_sequences = tf.gather(candidates, alive_pick, batch_dims=1)
+        alive_scores = tf.gather(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, alive_pick,
+                                 batch_dims=1)
+        rows = tf.range(batch_size)[:, None] * k + tf.gather(origin, alive_pick, batch_dims=1)
+        cache = tf.nest.map_structure(lambda c: tf.gather(c, tf.reshape(rows, [-1]), axis=1), cache)
+
+        # Finished: stopped candidates among the top k, scored with the length penalty, merged.
+        just_finished = tf.logical_and(stops, top_k_mask[None, :])
+        finished_candidates = candidate_scores / length_penalty_divisor(cur_len, alpha, style)
+        blocked = tf.logical_not(just_finished) | tf.logical_not(s["can_improve"])
+        if config.early_stopping is True:
+            blocked |= tf.reduce_all(s["is_finished"], axis=-1, keepdims=True)
+        finished_candidates += tf.cast(blocked, tf.float32) * LARGE_NEGATIVE
+        merged_scores = tf.concat([s["finished_scores"], finished_candidates], axis=1)
+        keep = tf.math.top_k(merged_scores, k=k).indices
+        finished_sequences = tf.gather(tf.concat([s["finished_sequences"], candidates], 1), keep, batch_dims=1)
+        finished_scores = tf.gather(merged_scores, keep, batch_dims=1)
+        is_finished = tf.gather(tf.concat([s["is_finished"], just_finished], 1), keep, batch_dims=1)
+
+        # Can an alive beam still beat the worst finished one? (The reference's heuristic, exactly.)
+        cur_len = cur_len + 1
+        if config.early_stopping == "never":
+            best_length = tf.where(alpha > 0.0, m - 1, cur_len - 1)
+        else:
+            best_length = cur_len - 1
+        best_alive = alive_scores[:, :1] / length_penalty_divisor(best_length, alpha, style)
+        worst_finished = tf.where(is_finished, tf.reduce_min(finished_scores, axis=1, keepdims=True), LARGE_NEGATIVE)
+        can_improve = s["can_improve"] & tf.reduce_any(best_alive > worst_finished, axis=-1, keepdims=True)
+        new = dict(cur_len=cur_len, alive_sequences=alive_sequences, alive_scores=alive_scores,
+                   finished_sequences=finished_sequences, finished_scores=finished_scores,
+                   is_finished=is_finished, can_improve=can_improve, all_candidates_stop=stops, cache=cache)
+        # Gathers with batch_dims forget the static batch size; the loop needs it constant.
+        tf.nest.map_structure(lambda a, b: a.set_shape(b.shape), new, s)
+        return [new]
+
+    def cond(s):
+        go_on = tf.reduce_any(s["can_improve"]) & tf.logical_not(tf.reduce_all(s["all_candidates_stop"]))
+        if config.early_stopping is True:
+            go_on &= tf.logical_not(tf.reduce_all(s["is_finished"]))
+        return go_on
+
+    (state,) = tf.while_loop(cond, body, [state], maximum_iterations=m - 1)
+    best = state["finished_sequences"][:, :config.num_return_sequences]
+    return tf.reshape(best, [-1, m])
+
+
+def _bucket_length(length: int, limit: int) -> int:
+    """Source lengths are padded up to a power of two (>= 16) so a stream of requests traces a few times."""
+    bucket = 16
+    while bucket < length:
+        bucket *= 2
+    return min(bucket, limit)
+
+
+def pad_to_bucket(input_ids, attention_mask, pad_token_id, limit):
+    """numpy [b, s] -> [b, bucket] ids and mask; padding is masked, so results do not change."""
+    length = input_ids.shape[1]
+    if length > limit:
+        raise ValueError(f"input length {length} exceeds the encoder's max_position_embeddings ({limit}); "
+                         "truncate the input")
+    target = _bucket_length(length, limit)
+    pad = [(0, 0), (0, target - length)]
+    return np.pad(input_ids, pad, constant_values=pad_token_id), np.pad(attention_mask, pad)
+
+
+def build_generate_fn(model, config: GenerationConfig):
+    """The whole generation (encoder + decode loop) for fixed static options, as a plain function of
+    (input_ids [b, s], attention_mask [b, s], dynamic options) -> ids [b * R, m]."""
+
+    def generate_fn(input_ids, attention_mask, dynamic):
+        input_ids = tf.cast(input_ids, tf.int32)
+        attention_mask = tf.cast(attention_mask, tf.int32)
+        batch_size = tf.shape(input_ids)[0]
+        rows_per_example = config.num_beams if config.num_beams > 1 else config.num_return_sequences
+        encoder_states = model.encoder(input_ids, attention_mask)
+        if rows_per_example > 1:
+            # Once per request, not per step: every beam / sample row reads its example's encoder states.
+            encoder_states = tf.repeat(encoder_states, rows_per_example, axis=0)
+            attention_mask = tf.repeat(attention_mask, rows_per_example, axis=0)
+        cross_cache = model.decoder.cross_attention_cache(encoder_states)
+        rows = batch_size * rows_per_example
+        cache = model.decoder.empty_self_attention_cache(rows, config.max_length)
+
+        def step(tokens, position, cache):
+            return model.decoder.decode_step(tokens, position, cache, cross_cache, attention_mask)
+
+        if config.num_beams > 1:
+            sequences = beam_search(step, batch_size, cache, config, dynamic)
+        else:
+            sequences = greedy_or_sample(step, rows, cache, config, dynamic)
+        return _pad_after_eos(sequences, config.eos_token_id, config.pad_token_id)
+
+    return generate_fn
+
+
+def dynamic_options(config: GenerationConfig) -> dict:
+    return dict(min_length=tf.constant(config.min_length, tf.int32),
+                length_penalty=tf.constant(config.length_penalty, tf.float32),
+                temperature=tf.constant(config.temperature, tf.float32),
+                top_p=tf.constant(config.top_p, tf.float32),
+                seed=tf.constant(config.seed, tf.int32))
+
+
+# Traced generate functions per model and static options; dropped with the model.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def generate(model, input_ids, attention_mask=None, jit_compile=False, **options):
+    """`EncoderDecoder.generate`: ids [b, s] (right-padded) -> int32 [b * num_return_sequences, max_length],
+    starting with the decoder start token, pad after eos."""
+    config = resolve_config(model.config, **options)
+    input_ids = np.asarray(input_ids, dtype=np.int32)
+    if input_ids.ndim != 2:
+        raise ValueError(f"input_ids must be [batch, length], got shape {input_ids.shape}")
+    if attention_mask is None:
+        attention_mask = (input_ids != model.config.encoder.pad_token_id).astype(np.int32)
+    attention_mask = np.asarray(attention_mask, dtype=np.int32)
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask shape {attention_mask.shape} != input_ids shape {input_ids.shape}")
+    input_ids, attention_mask = pad_to_bucket(input_ids, attention_mask, model.config.encoder.pad_token_id,
+                                              model.config.encoder.max_position_embeddings)
+    functions = _COMPILED.setdefault(model, {})
+    key = (config.static_key(), jit_compile)
+    if key not in functions:
+        functions[key] = tf.function(build_generate_fn(model, config), jit_compile=jit_compile, autograph=False)
+    return functions[key](tf.constant(input_ids), tf.constant(attention_mask), dynamic_options(config))
