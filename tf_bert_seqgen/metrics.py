@@ -1,0 +1,136 @@
+"""Evaluation metrics for generated text: SARI, ROUGE, BLEU and exact match.
+
+SARI (Xu et al., 2016, TACL) is the headline metric of the DiscoFuse and WikiSplit papers. No allowed
+dependency ships it, so it is written here, following the tensor2tensor `sari_hook` /
+HF `evaluate` "sari" definition (0/0 counts as 1, keep recall fixed as in cocoxu/simplification#6),
+and it reproduces their published values (see tests/test_metrics.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+_MAX_NGRAM = 4
+_TOKENIZE_13A = Tokenizer13a()
+
+
+def _check_lengths(**columns: Sequence) -> None:
+    """Raises ValueError when the inputs are empty or not all of the same length."""
+    lengths = {name: len(col) for name, col in columns.items()}
+    if not any(lengths.values()):
+        raise ValueError(f"metrics need at least one example, got empty inputs {lengths}")
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"inputs must have the same number of examples, got {lengths}")
+
+
+def _normalize(text: str) -> list[str]:
+    """Lowercases and applies sacrebleu's 13a tokenizer, as HF `evaluate` and EASSE do before SARI,
+    so that punctuation glued to a word ("accepted.") is its own token."""
+    return _TOKENIZE_13A(text.lower()).split()
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _sari_ngram(src: Counter, pred: Counter, refs: Counter, num_refs: int) -> tuple[float, float, float]:
+    """Keep F1, deletion precision and addition F1 for one n-gram order.
+
+    Source and prediction counts are scaled by the number of references so that they compare with the
+    reference counts summed over all references (a reference n-gram "weighs" 1/num_refs).
+    """
+    src_rep = Counter({g: c * num_refs for g, c in src.items()})
+    pred_rep = Counter({g: c * num_refs for g, c in pred.items()})
+
+    # Keep: n-grams of the source the prediction kept, judged against the references.
+    kept = src_rep & pred_rep
+    kept_good = kept & refs
+    kept_all = src_rep & refs
+    keep_p = sum(kept_good[g] / kept[g] for g in kept_good) / len(kept) if kept else 1.0
+    keep_r = sum(kept_good.values()) / sum(kept_all.values()) if kept_all else 1.0
+
+    # Deletion: only precision counts (the paper argues deletion recall over-rewards dropping words).
+    deleted = src_rep - pred_rep
+    deleted_good = deleted - refs
+    del_p = sum(deleted_good[g] / deleted[g] for g in deleted_good) / len(deleted) if deleted else 1.0
+
+    # Addition: set based, an added n-gram is good when some reference has it.
+    added = set(pred) - set(src)
+    added_good = added & set(refs)
+    added_all = set(refs) - set(src)
+    add_p = len(added_good) / len(added) if added else 1.0
+    add_r = len(added_good) / len(added_all) if added_all else 1.0
+
+    return _f1(keep_p, keep_r), del_p, _f1(add_p, add_r)
+
+
+def sari_sentence(source: str, prediction: str, references: Sequence[str]) -> float:
+    """SARI of one prediction in [0, 1]: mean over n = 1..4 of keep F1, deletion precision, addition F1."""
+    if not references:
+        raise ValueError("SARI needs at least one reference per example")
+    src, pred = _normalize(source), _normalize(prediction)
+    refs = [_normalize(r) for r in references]
+    total = 0.0
+    for n in range(1, _MAX_NGRAM + 1):
+        ref_counts = sum((_ngrams(r, n) for r in refs), Counter())
+        total += sum(_sari_ngram(_ngrams(src, n), _ngrams(pred, n), ref_counts, len(refs)))
+    return total / (3 * _MAX_NGRAM)
+
+
+def sari(sources: Sequence[str], predictions: Sequence[str], references_list: Sequence[Sequence[str]]) -> float:
+    """Corpus SARI in [0, 100]: the mean of sentence scores times 100.
+
+    `references_list[i]` holds the references of example i (a bare string counts as one reference).
+    """
+    _check_lengths(sources=sources, predictions=predictions, references=references_list)
+    refs = [[r] if isinstance(r, str) else list(r) for r in references_list]
+    scores = [sari_sentence(s, p, r) for s, p, r in zip(sources, predictions, refs, strict=True)]
+    return 100.0 * sum(scores) / len(scores)
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measure in [0, 100], Porter-stemmed as in the summarization papers."""
+    from rouge_score import rouge_scorer  # imported here: it pulls in nltk, slow for other metrics
+
+    _check_lengths(predictions=predictions, references=references)
+    keys = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
+    totals = dict.fromkeys(keys, 0.0)
+    for pred, ref in zip(predictions, references, strict=True):
+        scores = scorer.score(ref, pred)  # rouge_score takes (target, prediction)
+        for key in keys:
+            totals[key] += scores[key].fmeasure
+    return {key: 100.0 * total / len(predictions) for key, total in totals.items()}
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus BLEU in [0, 100] with sacrebleu's defaults (13a tokenization, one reference each)."""
+    import sacrebleu
+
+    _check_lengths(predictions=predictions, references=references)
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Fraction in [0, 1] of predictions equal to their reference after collapsing whitespace."""
+    _check_lengths(predictions=predictions, references=references)
+    hits = sum(" ".join(p.split()) == " ".join(r.split()) for p, r in zip(predictions, references, strict=True))
+    return hits / len(predictions)
+
+
+def compute_metrics(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> dict:
+    """All metrics for single-reference data: rouge1, rouge2, rougeL, bleu, sari (0-100), exact_match (0-1)."""
+    _check_lengths(sources=sources, predictions=predictions, references=references)
+    return {
+        **rouge(predictions, references),
+        "bleu": bleu(predictions, references),
+        "sari": sari(sources, predictions, [[r] for r in references]),
+        "exact_match": exact_match(predictions, references),
+    }
