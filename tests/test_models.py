@@ -131,9 +131,8 @@ def test_single_stack_directories(tmp_path):
 
 @pytest.mark.slow
 def test_full_size_shared_model_builds_and_counts_like_transformers():
-    from transformers import BertGenerationConfig
+    from transformers import BertGenerationConfig, EncoderDecoderModel
     from transformers import EncoderDecoderConfig as HFEncoderDecoderConfig
-    from transformers import EncoderDecoderModel
 
     config = BertForSeqGenerationConfig()  # the released 24-layer defaults
     assert (config.num_hidden_layers, config.hidden_size, config.vocab_size) == (24, 1024, 50358)

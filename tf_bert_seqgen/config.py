@@ -21,14 +21,14 @@ _IGNORED_HF_FIELDS = {
     "output_past", "return_dict", "output_hidden_states", "output_attentions", "torchscript",
     "use_bfloat16", "pruned_heads", "id2label", "label2id", "problem_type", "tokenizer_class", "prefix",
     "task_specific_params", "finetuning_task", "cross_attention_hidden_size", "tie_encoder_decoder",
-    "is_encoder_decoder", "sep_token_id", "cls_token_id", "unk_token_id", "mask_token_id", "gradient_checkpointing",
+    "is_encoder_decoder", "sep_token_id", "cls_token_id", "unk_token_id", "mask_token_id",
     "max_length", "min_length", "num_beams", "length_penalty", "no_repeat_ngram_size", "early_stopping",
     "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "bad_words_ids", "num_return_sequences",
     "diversity_penalty", "num_beam_groups", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
     "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "typical_p",
     "encoder_no_repeat_ngram_size", "output_scores", "return_dict_in_generate", "chunk_size", "decoder_start_token_id",
     "layer_norm_epsilon", "bias", "is_composition", "_attn_implementation_autoset", "_commit_hash",
-    "transformers_version", "model_name_or_path", "sentence_transformers", "embedding_size",
+    "model_name_or_path", "sentence_transformers", "embedding_size",
 }
 
 
