@@ -1,0 +1,576 @@
+"""TF Hub bertseq2seq modules (`google/bertseq2seq/...`): weights by their real names, tokenizer from the
+module itself, converted to our format and written back.
+
+A module is a TF1 hub-format directory: `saved_model.pb` (the TF1 graph), `tfhub_module.pb` (hub's
+`ModuleDef`) and `variables/` (a TF checkpoint). The TF1-only `hub.Module` API is gone from
+tensorflow-hub 0.16, so nothing here runs the module's graph:
+
+- weights: `tf.train.load_checkpoint(module/variables/variables)` reads every variable by name; the
+  names (DESIGN.md section 2) map onto our canonical parameter names with `tfhub_name`, and loading is
+  `weight_map.assign` as for every other format;
+- config: from the variable shapes (see `infer_config` for the one thing shapes cannot tell);
+- tokenizer: the SentencePiece model is the `model` attribute of the graph's `SentencepieceOp` node, a
+  WordPiece vocabulary is a `.txt` file under `assets/`.
+
+Two layouts are accepted, because the layout of the shared (roberta2roberta) modules is not public:
+"separate" (`bert/decoder/layer_N/...` holds whole decoder layers) and "coupled" (the decoder reuses
+`bert/encoder/layer_N/...` and only its cross-attention, `bert/decoder/layer_N/attention/encdec*`,
+exists). A coupled module always builds a shared model; a separate one whose decoder repeats the
+encoder exactly builds a shared model too (`share=None`), as HF's `tie_encoder_decoder`.
+
+Main entry points: `load_module(handle_or_dir) -> (EncoderDecoder, tokenizer)`,
+`convert_module(handle_or_dir, out_dir)` (our directory format, atomically) and
+`write_module_variables(model, path, layout)` (back to the hub names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind
+from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
+from tf_bert_seqgen.io_utils import atomic_directory
+
+LAYOUTS = ("separate", "coupled")
+GLOBAL_STEP = "global_step"
+# No released module is known to hold an LM-head bias (HF's conversion leaves it at zeros). BERT's MLM
+# output-bias name is read when present and written only when non-zero, so a trained bias survives.
+LM_HEAD_BIAS = "cls/predictions/output_bias"
+# BERT's head size; used for the head count when neither an argument nor a preset gives it.
+BERT_HEAD_SIZE = 64
+# tensorflow_hub/module_def.proto: `ModuleDef.format` is field 1; FORMAT_V3 = 3 is the only format.
+MODULE_DEF_FORMAT_V3 = 3
+PRESET_FILE = "preset.json"
+
+_LAYER = re.compile(r"^bert/(encoder|decoder)/layer_(\d+)/(.*)$")
+_ATTENTION = {"self_attention": ("attention/self", "attention/output"),
+              "cross_attention": ("attention/encdec", "attention/encdec_output")}
+_FFN = {"intermediate": "intermediate/dense", "output_dense": "output/dense", "norm": "output/LayerNorm"}
+_MODULE_HELP = ("A TF1 hub module (what tfhub.dev serves for google/bertseq2seq/...) is a directory with "
+                "saved_model.pb, variables/variables.index + variables.data-* and tfhub_module.pb "
+                "(a tensorflow_hub ModuleDef with format FORMAT_V3); download and extract the .tar.gz "
+                "(`?tf-hub-format=compressed`) or pass the handle to let tensorflow_hub fetch it.")
+_TOKENIZER_HELP = ("pass the tokenizer yourself: spm_model=<spiece.model> or vocab_file=<vocab.txt> "
+                   "(CLI: --spm / --vocab)")
+
+
+class HubModuleError(CheckpointError):
+    """A TF Hub module that cannot be read or converted; the message names the file or variable."""
+
+
+# ---------------------------------------------------------------------------------------------- finding
+
+
+def resolve_module(handle_or_dir: str) -> str:
+    """A local module directory as is; any other handle through `tensorflow_hub.resolve`.
+
+    `tensorflow_hub.resolve` downloads a handle (`https://tfhub.dev/google/bertseq2seq/roberta24_bbc/1`)
+    once into `$TFHUB_CACHE_DIR/<sha1 of the handle>` and afterwards returns that directory without
+    network access. Returns the module directory, checked with `check_module_dir`.
+    """
+    handle_or_dir = os.fspath(handle_or_dir)
+    if os.path.exists(handle_or_dir):
+        check_module_dir(handle_or_dir)
+        return handle_or_dir
+    hub = _import_tensorflow_hub()
+    try:
+        directory = hub.resolve(handle_or_dir)
+    except Exception as e:  # network, HTTP and file errors all mean "not available here"
+        raise HubModuleError(
+            f"could not resolve TF Hub handle {handle_or_dir!r}: {type(e).__name__}: {e}. Offline, place the "
+            f"extracted module at $TFHUB_CACHE_DIR/{cache_dir_name(handle_or_dir)} or pass its directory.") from e
+    check_module_dir(directory)
+    return directory
+
+
+def cache_dir_name(handle: str) -> str:
+    """The directory name tensorflow_hub caches `handle` under (sha1 hex of the handle)."""
+    return hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _import_tensorflow_hub():
+    """tensorflow_hub 0.16 needs tf_keras (with Keras 3 as default) and pkg_resources at import."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources' deprecation notice
+            import tensorflow_hub
+    except ImportError as e:
+        raise HubModuleError(f"resolving a TF Hub handle needs tensorflow_hub, which failed to import ({e}); "
+                             "install tensorflow-hub, tf-keras and setuptools<81, or pass a module "
+                             "directory") from e
+    return tensorflow_hub
+
+
+def check_module_dir(directory: str):
+    """Raises `HubModuleError` unless `directory` looks like a TF1 hub module (see `_MODULE_HELP`)."""
+    if not os.path.isdir(directory):
+        raise HubModuleError(f"{directory} is not a directory. {_MODULE_HELP}")
+    missing = [name for name in ("saved_model.pb", os.path.join("variables", "variables.index"))
+               if not os.path.isfile(os.path.join(directory, name))]
+    if missing:
+        raise HubModuleError(f"{directory} is not a TF Hub module: no {' and no '.join(missing)}. {_MODULE_HELP}")
+    module_def = os.path.join(directory, "tfhub_module.pb")
+    if os.path.isfile(module_def):
+        with open(module_def, "rb") as f:
+            found = _module_def_format(f.read())
+        if found != MODULE_DEF_FORMAT_V3:
+            raise HubModuleError(f"{module_def} declares ModuleDef format {found}; only FORMAT_V3 "
+                                 f"({MODULE_DEF_FORMAT_V3}) is known. {_MODULE_HELP}")
+
+
+def _module_def_format(data: bytes) -> int | None:
+    """`ModuleDef.format` from its wire bytes (tensorflow_hub 0.16 ships no generated proto module)."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        value, shift = 0, 0
+        while pos < len(data):
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+        raise HubModuleError("tfhub_module.pb is truncated")
+
+    found = None
+    while pos < len(data):
+        key = varint()
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value = varint()
+            found = value if field == 1 else found
+        elif wire_type == 2:
+            pos += varint()
+        else:
+            raise HubModuleError(f"tfhub_module.pb is not a ModuleDef (wire type {wire_type})")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+
+def read_module_variables(directory: str) -> dict[str, np.ndarray]:
+    """Every variable of a module by name, without `global_step` and without a `module/` scope prefix."""
+    import tensorflow as tf
+
+    prefix = os.path.join(directory, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as e:  # tf raises several error types for unreadable checkpoints
+        raise HubModuleError(f"{prefix} is not a readable TF checkpoint: {e}") from e
+    names = [n for n in reader.get_variable_to_shape_map() if n != GLOBAL_STEP]
+    # Modules exported under a `module` variable scope prefix every name; the names below it are the same.
+    strip = "module/" if names and all(n.startswith("module/") for n in names) else ""
+    return {n[len(strip):]: reader.get_tensor(n) for n in names}
+
+
+def tfhub_name(canonical: str, stack: str = "encoder", body_stack: str | None = None) -> tuple[str, bool]:
+    """Canonical name -> (TF Hub variable name, stored transposed?). TF kernels are [in, out] as ours.
+
+    stack: "encoder" or "decoder", the stack the canonical name belongs to. body_stack: the stack whose
+    `layer_N` holds self-attention and feed-forward weights ("encoder" for a coupled decoder); cross-
+    attention always lives under the decoder. Embeddings are stored once, under `bert/embeddings`.
+    """
+    parts = canonical.split("/")
+    if parts[0] == "embeddings":
+        if parts[1] == "norm":
+            return f"bert/embeddings/LayerNorm/{parts[2]}", False
+        return f"bert/embeddings/{parts[1]}_embeddings", False
+    if parts[0] == "lm_head":
+        return LM_HEAD_BIAS, False
+    layer, block, part, leaf = parts
+    owner = stack if block == "cross_attention" else (body_stack or stack)
+    if block == "ffn":
+        path = _FFN[part]
+    else:
+        inner, outer = _ATTENTION[block]
+        path = {"output_dense": f"{outer}/dense", "norm": f"{outer}/LayerNorm"}.get(part, f"{inner}/{part}")
+    return f"bert/{owner}/{layer}/{path}/{leaf}", False
+
+
+def module_entries(model, layout: str):
+    """`weight_map` entries binding `model` (an `EncoderDecoder`) to the hub names of `layout`."""
+    _check_layout(layout)
+    body = "encoder" if layout == "coupled" else None
+    return bind([(model.encoder, functools.partial(tfhub_name, stack="encoder")),
+                 (model.decoder, functools.partial(tfhub_name, stack="decoder", body_stack=body))])
+
+
+def _check_layout(layout: str):
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def detect_layout(names) -> str:
+    """"separate" when `bert/decoder/layer_N` holds whole layers, "coupled" when it holds only `encdec*`."""
+    decoder = [m.group(3) for m in map(_LAYER.match, names) if m and m.group(1) == "decoder"]
+    if not decoder:
+        raise HubModuleError("the module has no bert/decoder/layer_N variables: it is not a bertseq2seq "
+                             "encoder-decoder module")
+    return "coupled" if all(rest.startswith("attention/encdec") for rest in decoder) else "separate"
+
+
+def _layer_count(names, stack: str) -> int:
+    found = sorted({int(m.group(2)) for m in map(_LAYER.match, names) if m and m.group(1) == stack})
+    if found != list(range(len(found))):
+        missing = sorted(set(range(found[-1] + 1)) - set(found)) if found else [0]
+        raise HubModuleError(f"bert/{stack}/layer_N variables skip layer(s) {missing}")
+    return len(found)
+
+
+def _shape(shapes: dict, name: str, rank: int) -> tuple:
+    if name not in shapes:
+        raise HubModuleError(f"{name}: missing; cannot infer the model's size without it")
+    shape = tuple(shapes[name])
+    if len(shape) != rank:
+        raise HubModuleError(f"{name}: shape {shape}, expected rank {rank}")
+    return shape
+
+
+def infer_config(shapes: dict, num_heads: int | None = None, preset=None, share: bool | None = None,
+                 **token_ids) -> EncoderDecoderConfig:
+    """The model configuration from variable shapes (name -> shape).
+
+    vocab and hidden size: `bert/embeddings/word_embeddings` [vocab, hidden]; max positions:
+    `bert/embeddings/position_embeddings`; intermediate size: `.../layer_0/intermediate/dense/kernel`
+    [hidden, intermediate]; layers: the `layer_N` count of each stack (a coupled decoder has as many as
+    the encoder). Heads cannot be read from shapes (query kernels are [hidden, hidden] whatever the
+    split): `num_heads` when given, else the preset's (the released 24-layer models have 16 heads at
+    hidden 1024), else hidden_size // 64, BERT's head size; a hidden size that is no multiple of 64
+    then needs `num_heads`. share: None follows the layout (coupled -> shared, separate -> not).
+    token_ids: pad_token_id / eos_token_id / bos_token_id (defaults: the released models' 0 / 1 / 2).
+    """
+    names = list(shapes)
+    layout = detect_layout(names)
+    vocab, hidden = _shape(shapes, "bert/embeddings/word_embeddings", 2)
+    positions, position_hidden = _shape(shapes, "bert/embeddings/position_embeddings", 2)
+    if position_hidden != hidden:
+        raise HubModuleError(f"bert/embeddings/position_embeddings: hidden size {position_hidden} differs from "
+                             f"the word embeddings' {hidden}")
+    heads = _num_heads(hidden, num_heads, preset)
+    stacks = {}
+    for stack in ("encoder", "decoder"):
+        body = "encoder" if stack == "decoder" and layout == "coupled" else stack
+        layers = _layer_count(names, stack)
+        if stack == "decoder" and layout == "coupled" and layers != stacks["encoder"].num_hidden_layers:
+            raise HubModuleError(f"coupled layout: {layers} bert/decoder layers (encdec) for "
+                                 f"{stacks['encoder'].num_hidden_layers} bert/encoder layers")
+        _, intermediate = _shape(shapes, f"bert/{body}/layer_0/intermediate/dense/kernel", 2)
+        values = dict(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=positions)
+        values.update({k: v for k, v in token_ids.items() if v is not None})
+        stacks[stack] = BertForSeqGenerationConfig(**values)
+    share = layout == "coupled" if share is None else share
+    return EncoderDecoderConfig(stacks["encoder"], stacks["decoder"], share=share)
+
+
+def _num_heads(hidden: int, num_heads: int | None, preset) -> int:
+    if num_heads is not None:
+        return num_heads
+    default = BertForSeqGenerationConfig()
+    if preset is not None and hidden == default.hidden_size:
+        # Every preset is a released 24-layer model, whose architecture is the config's defaults.
+        return default.num_attention_heads
+    if hidden % BERT_HEAD_SIZE:
+        raise HubModuleError(f"cannot infer the number of attention heads for hidden size {hidden} (no "
+                             f"preset matches and it is no multiple of BERT's head size {BERT_HEAD_SIZE}); "
+                             "pass num_heads")
+    return hidden // BERT_HEAD_SIZE
+
+
+def _decoder_repeats_encoder(tensors: dict) -> bool:
+    """Separate layout whose decoder self-attention/FFN weights equal the encoder's (a shared model)."""
+    body = [n for n in tensors if (m := _LAYER.match(n)) and m.group(1) == "decoder"
+            and not m.group(3).startswith("attention/encdec")]
+    encoder = [n for n in tensors if (m := _LAYER.match(n)) and m.group(1) == "encoder"]
+    return bool(body) and len(body) == len(encoder) and all(
+        np.array_equal(tensors[n], tensors.get(n.replace("bert/decoder/", "bert/encoder/", 1))) for n in body)
+
+
+# ---------------------------------------------------------------------------------------------- tokenizer
+
+
+@dataclasses.dataclass
+class TokenizerSource:
+    """Where a module's tokenizer comes from: kind "sentencepiece" (model bytes) or "wordpiece" (path)."""
+
+    kind: str
+    data: bytes | str
+    origin: str
+
+
+def find_tokenizer(directory: str) -> TokenizerSource | None:
+    """The module's own tokenizer: the `SentencepieceOp` model in saved_model.pb, else a vocab .txt in assets/."""
+    path = os.path.join(directory, "saved_model.pb")
+    model = sentencepiece_model_from_saved_model(path)
+    if model is not None:
+        return TokenizerSource("sentencepiece", model, f"{path} (SentencepieceOp)")
+    vocab = _asset_vocabulary(directory)
+    if vocab is not None:
+        return TokenizerSource("wordpiece", vocab, vocab)
+    return None
+
+
+def sentencepiece_model_from_saved_model(path: str) -> bytes | None:
+    """The serialized SentencePiece model of the first `SentencepieceOp` node in a SavedModel file.
+
+    Looks through every meta graph: its graph's nodes and the nodes of its function library (TF2 graphs
+    put resource creation inside functions). Several different models are an error.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(path, "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception as e:  # protobuf's DecodeError, or an OSError
+        raise HubModuleError(f"{path} is not a SavedModel proto: {e}") from e
+    models = []
+    for meta_graph in proto.meta_graphs:
+        graph = meta_graph.graph_def
+        nodes = list(graph.node) + [n for function in graph.library.function for n in function.node_def]
+        models += [n.attr["model"].s for n in nodes if n.op == "SentencepieceOp" and "model" in n.attr]
+    models = [m for m in models if m]
+    if len(set(models)) > 1:
+        raise HubModuleError(f"{path} holds {len(set(models))} different SentencePiece models; "
+                             f"{_TOKENIZER_HELP}")
+    return models[0] if models else None
+
+
+def _asset_vocabulary(directory: str) -> str | None:
+    """A WordPiece vocabulary among the module's assets: the only .txt, or the only vocab*.txt."""
+    assets = os.path.join(directory, "assets")
+    if not os.path.isdir(assets):
+        return None
+    texts = sorted(f for f in os.listdir(assets) if f.endswith(".txt"))
+    vocabs = [f for f in texts if f.startswith("vocab")] or texts
+    if len(vocabs) > 1:
+        raise HubModuleError(f"{assets} holds several vocabularies ({', '.join(vocabs)}); {_TOKENIZER_HELP}")
+    return os.path.join(assets, vocabs[0]) if vocabs else None
+
+
+def module_tokenizer(directory: str, spm_model=None, vocab_file=None, preset=None, **options):
+    """The tokenizer for a module: `spm_model` (path or bytes) / `vocab_file` when given, else the module's.
+
+    options go to the tokenizer constructor; the preset's input preprocessing and maximum input length
+    are the defaults. Returns a `BertForSeqGenerationTokenizer` or a `WordPieceTokenizer`.
+    """
+    if spm_model is not None and vocab_file is not None:
+        raise ValueError("pass spm_model or vocab_file, not both")
+    if spm_model is not None:
+        source = TokenizerSource("sentencepiece", spm_model, "spm_model")
+    elif vocab_file is not None:
+        source = TokenizerSource("wordpiece", os.fspath(vocab_file), os.fspath(vocab_file))
+    else:
+        source = find_tokenizer(directory)
+    if source is None:
+        raise HubModuleError(f"{directory} holds no tokenizer: no SentencepieceOp node in saved_model.pb and no "
+                             f"vocabulary .txt in assets/; {_TOKENIZER_HELP}")
+    if preset is not None:
+        options = {"preprocess": preset.preprocess, "max_length": preset.max_input_length, **options}
+    return _build_tokenizer(source, options)
+
+
+def _build_tokenizer(source: TokenizerSource, options: dict):
+    from tf_bert_seqgen import tokenizers
+
+    if source.kind == "sentencepiece":
+        return tokenizers.BertForSeqGenerationTokenizer(source.data, **options)
+    try:
+        with open(source.data, encoding="utf-8") as f:
+            tokens = set(f.read().split("\n"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise HubModuleError(f"cannot read the vocabulary {source.data}: {e}") from e
+    defaults = {"lowercase": _is_uncased(tokens)}
+    if "[UNK]" not in tokens and "<unk>" in tokens:
+        defaults["unk_token"] = "<unk>"
+    return tokenizers.WordPieceTokenizer(source.data, **{**defaults, **options})
+
+
+def _is_uncased(tokens) -> bool:
+    """An uncased BERT vocabulary has no capital letters outside its [SPECIAL] / <special> tokens."""
+    words = (t for t in tokens if (t[:1], t[-1:]) not in (("[", "]"), ("<", ">")))
+    return not any(t != t.lower() for t in words)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+@dataclasses.dataclass
+class LoadedModule:
+    """Everything `load_module` learns about a module."""
+
+    model: object
+    tokenizer: object
+    layout: str
+    preset: object
+    directory: str
+    handle: str
+
+
+def find_preset(handle: str, directory: str | None = None):
+    """The preset of a module by its handle, its directory's name, or the handle tensorflow_hub recorded
+    in `<cache dir>.descriptor.txt` beside a cached module; None when none matches."""
+    from tf_bert_seqgen.presets import get_preset
+
+    candidates = [handle]
+    if directory is not None:
+        path = os.path.abspath(directory).rstrip(os.sep)
+        candidates += [path, os.path.basename(path)]
+        descriptor = path + ".descriptor.txt"
+        if os.path.isfile(descriptor):
+            with open(descriptor, encoding="utf-8", errors="replace") as f:
+                candidates += [line.split(":", 1)[1].strip() for line in f if line.startswith("Module:")]
+    for candidate in candidates:
+        try:
+            return get_preset(candidate)
+        except KeyError:
+            continue
+    return None
+
+
+def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab_file=None, preset=None,
+         share: bool | None = None, tokenizer_options: dict | None = None) -> LoadedModule:
+    """`load_module` with everything it found (layout, preset, directory). preset: a `Preset`, a preset
+    name, or None to match one by handle."""
+    from tf_bert_seqgen.models import EncoderDecoder
+    from tf_bert_seqgen.presets import get_preset
+
+    handle_or_dir = os.fspath(handle_or_dir)
+    directory = resolve_module(handle_or_dir)
+    preset = get_preset(preset) if isinstance(preset, str) else preset or find_preset(handle_or_dir, directory)
+    tensors = read_module_variables(directory)
+    layout = detect_layout(tensors)
+    tokenizer = module_tokenizer(directory, spm_model, vocab_file, preset, **(tokenizer_options or {}))
+    if share is None:
+        share = layout == "coupled" or _decoder_repeats_encoder(tensors)
+    config = infer_config({n: v.shape for n, v in tensors.items()}, num_heads, preset, share,
+                          **_token_ids(tokenizer))
+    if tokenizer.vocab_size > config.encoder.vocab_size:
+        raise HubModuleError(f"the tokenizer has {tokenizer.vocab_size} tokens but bert/embeddings/word_embeddings "
+                             f"only {config.encoder.vocab_size} rows; wrong spm_model / vocab_file?")
+    model = EncoderDecoder.from_config(config)
+    # All-or-nothing: every variable is checked (missing, unexpected, shape) before any is assigned.
+    assign(module_entries(model, layout), tensors, directory, optional={LM_HEAD_BIAS},
+           ignore=lambda name: name == GLOBAL_STEP)
+    return LoadedModule(model, tokenizer, layout, preset, directory, handle_or_dir)
+
+
+def _token_ids(tokenizer) -> dict:
+    return {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": tokenizer.bos_token_id}
+
+
+def load_module(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab_file=None, **kwargs):
+    """A TF Hub bertseq2seq module as (`EncoderDecoder`, tokenizer).
+
+    handle_or_dir: a module directory or a TF Hub handle (resolved through tensorflow_hub's cache).
+    num_heads: attention heads (not recorded in the module; see `infer_config` for the fallback).
+    spm_model / vocab_file: a tokenizer to use instead of the module's own (needed when it has none).
+    kwargs: preset, share, tokenizer_options (see `load`).
+    """
+    loaded = load(handle_or_dir, num_heads, spm_model, vocab_file, **kwargs)
+    return loaded.model, loaded.tokenizer
+
+
+def convert_module(handle_or_dir: str, out_dir: str, num_heads: int | None = None, spm_model=None,
+                   vocab_file=None, overwrite: bool = True, **kwargs) -> str:
+    """Converts a module into our directory format, atomically; returns `out_dir`.
+
+    Writes config.json, generation_config.json and model.safetensors (`EncoderDecoder.save_pretrained`),
+    the tokenizer files (spiece.model or vocab.txt + tokenizer_config.json) and preset.json (the
+    `Preset` fields: decoding defaults beam 4 and GNMT length penalty 0.6 unless the matched preset says
+    otherwise). The module is read and checked completely before anything is written.
+    """
+    if not overwrite and os.path.exists(out_dir):
+        raise FileExistsError(f"{out_dir} already exists; refusing to overwrite it")
+    loaded = load(handle_or_dir, num_heads, spm_model, vocab_file, **kwargs)
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        loaded.model.save_pretrained(tmp, tokenizer=loaded.tokenizer)
+        with open(os.path.join(tmp, PRESET_FILE), "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(conversion_preset(loaded)), f, indent=2)
+    return out_dir
+
+
+def conversion_preset(loaded: LoadedModule):
+    """The matched preset, or one describing the converted module with the paper's decoding defaults."""
+    from tf_bert_seqgen.presets import Preset
+    from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer as SentencePiece
+
+    if loaded.preset is not None:
+        return loaded.preset
+    handle = loaded.handle if not os.path.exists(loaded.handle) else None
+    parts = [p for p in re.split(r"[/\\]+", loaded.handle.rstrip("/\\")) if p and not p.isdigit()]
+    config = loaded.model.config
+    return Preset(name=parts[-1] if parts else "tfhub_module", hf_repo=None, tfhub_handle=handle,
+                  tokenizer="sentencepiece" if isinstance(loaded.tokenizer, SentencePiece) else "wordpiece",
+                  shared=config.share, preprocess=getattr(loaded.tokenizer, "preprocess", None),
+                  max_input_length=config.encoder.max_position_embeddings,
+                  description=f"converted from TF Hub module {loaded.handle} ({loaded.layout} layout)")
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def module_variables(model, layout: str = "separate") -> dict[str, np.ndarray]:
+    """Our model's weights under the hub names of `layout` (no global_step).
+
+    "coupled" needs a shared model (one set of self-attention/FFN weights). Embeddings are stored once:
+    an unshared model whose encoder and decoder embeddings differ cannot be written.
+    """
+    _check_layout(layout)
+    if layout == "coupled" and not model.config.share:
+        raise HubModuleError("layout='coupled' stores one set of self-attention / feed-forward weights, but "
+                             "this model's decoder has its own (share=False); use layout='separate'")
+    tensors = {}
+    for entry in module_entries(model, layout):
+        value = entry.variable.numpy()
+        if entry.name in tensors and not np.array_equal(tensors[entry.name], value):
+            raise HubModuleError(f"{entry.name}: the encoder's and the decoder's values differ, but the hub "
+                                 "layout stores this weight once")
+        tensors[entry.name] = value
+    if not np.any(tensors[LM_HEAD_BIAS]):
+        del tensors[LM_HEAD_BIAS]
+    return tensors
+
+
+def write_module_variables(model, path: str, layout: str = "separate", global_step: int = 0) -> str:
+    """Writes our model as a TF checkpoint with the hub variable names (+ `global_step`).
+
+    path: a module directory (existing; its `variables/` is replaced atomically) or a checkpoint
+    prefix. Returns the checkpoint prefix, readable by `tf.train.load_checkpoint` and `read_module_variables`.
+    """
+    tensors = module_variables(model, layout)
+    tensors[GLOBAL_STEP] = np.asarray(global_step, np.int64)
+    if os.path.isdir(path):
+        with atomic_directory(os.path.join(path, "variables")) as tmp:
+            _save_v2(os.path.join(tmp, "variables"), tensors)
+        return os.path.join(path, "variables", "variables")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _save_v2(path, tensors)
+    return path
+
+
+def _save_v2(prefix: str, tensors: dict):
+    """The raw checkpoint writer behind tf.compat.v1 Saver: names are written exactly as given."""
+    import tensorflow as tf
+
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(tensors[n]) for n in names])
+
+
+__all__ = ["HubModuleError", "LAYOUTS", "LoadedModule", "TokenizerSource", "cache_dir_name", "check_module_dir",
+           "convert_module", "detect_layout", "find_preset", "find_tokenizer", "infer_config", "load",
+           "load_module", "module_entries", "module_tokenizer", "module_variables", "read_module_variables",
+           "resolve_module", "sentencepiece_model_from_saved_model", "tfhub_name", "write_module_variables"]
