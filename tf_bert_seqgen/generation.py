@@ -186,7 +186,7 @@ def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic)
         return cur_len + 1, sequences, finished, cache
 
     def cond(cur_len, sequences, finished, cache):
-        return tf.logical_and(cur_len < m, tf.logical_not(tf.reduce_all(finished)))
+        return tf.logical_and(cur_len < dynamic["max_length"], tf.logical_not(tf.reduce_all(finished)))
 
     _, sequences, _, _ = tf.while_loop(cond, body, (tf.constant(1), sequences, finished, cache),
                                        maximum_iterations=m - 1)
@@ -238,7 +238,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
             candidate_scores, chosen = tf.math.top_k(totals, k=k2)
         origin, token = chosen // vocab, chosen % vocab  # [B, K2]
         candidates = _write_column(tf.gather(s["alive_sequences"], origin, batch_dims=1), cur_len, token)
-        stops = tf.logical_or(token == eos, cur_len + 1 >= m)
+        stops = tf.logical_or(token == eos, cur_len + 1 >= dynamic["max_length"])
 
         # Alive: the best k candidates that did not stop.
         alive_pick = tf.math.top_k(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, k=k).indices
@@ -264,7 +264,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         # Can an alive beam still beat the worst finished one? (The reference's heuristic, exactly.)
         cur_len = cur_len + 1
         if config.early_stopping == "never":
-            best_length = tf.where(alpha > 0.0, m - 1, cur_len - 1)
+            best_length = tf.where(alpha > 0.0, dynamic["max_length"] - 1, cur_len - 1)
         else:
             best_length = cur_len - 1
         best_alive = alive_scores[:, :1] / length_penalty_divisor(best_length, alpha, style)
@@ -338,7 +338,9 @@ def build_generate_fn(model, config: GenerationConfig):
 
 
 def dynamic_options(config: GenerationConfig) -> dict:
-    return dict(min_length=tf.constant(config.min_length, tf.int32),
+    """The per-call tensors. `max_length` may be lowered per call below the static buffer length."""
+    return dict(max_length=tf.constant(config.max_length, tf.int32),
+                min_length=tf.constant(config.min_length, tf.int32),
                 length_penalty=tf.constant(config.length_penalty, tf.float32),
                 temperature=tf.constant(config.temperature, tf.float32),
                 top_p=tf.constant(config.top_p, tf.float32),

@@ -1,0 +1,235 @@
+"""The exported SavedModel: strings in, strings out, in a process that has only tensorflow + tensorflow_text."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+
+from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig
+from tf_bert_seqgen.export import WARMUP_FILE, export_saved_model, next_version_dir
+from tf_bert_seqgen.tokenizers import TF_SERVING_SAFE_OPS, BertForSeqGenerationTokenizer
+
+CORPUS = """The cat sat on the mat. The dog chased the cat, but the cat escaped.
+Sentence fusion joins two sentences into one. However, it must keep the meaning.
+If the file is missing, the loader raises an error. When the queue is full, the call blocks.
+Results are cached because computing them is slow. The server stops unless a request arrives.
+"""
+TEXTS = ["The cat sat on the mat.", "If the file is missing, the loader raises an error. It stops.",
+         "", "   ", "Sentence fusion joins two sentences. " * 30]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("spm")
+    (directory / "corpus.txt").write_text(CORPUS * 30, encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(directory / "corpus.txt"), model_prefix=str(directory / "spiece"), vocab_size=120,
+        hard_vocab_limit=False, model_type="unigram", pad_id=0, eos_id=1, bos_id=2, unk_id=3, minloglevel=2)
+    return BertForSeqGenerationTokenizer(str(directory / "spiece.model"), max_length=48)
+
+
+def _model(tokenizer, share, seed):
+    tf.keras.utils.set_random_seed(seed)
+    config = BertForSeqGenerationConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
+    model = EncoderDecoder.from_config(EncoderDecoderConfig(config, config, share=share))
+    # A strong eos bias for some rows makes outputs of different lengths.
+    model.decoder.lm_head.bias.assign(np.random.default_rng(seed).normal(0, 2, tokenizer.vocab_size))
+    return model
+
+
+def _expected(model, tokenizer, texts, **options):
+    inputs = tokenizer(texts)
+    ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **options).numpy()
+    return [t.decode() for t in tokenizer.detokenize(ids[:, 1:], skip_special_tokens=True).numpy()]
+
+
+FRESH_PROCESS = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers the SentencePiece ops
+loaded = tf.saved_model.load(sys.argv[1])
+texts = json.loads(sys.argv[2])
+out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
+mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tf_bert_seqgen", "transformers", "torch"))
+print(json.dumps({"texts": [t.decode() for t in out], "modules": mods}))
+"""
+
+
+@pytest.mark.parametrize("share, options", [(False, dict(max_new_tokens=12)),
+                                            (True, dict(max_new_tokens=12, num_beams=3, length_penalty=0.6,
+                                                        length_penalty_style="gnmt"))],
+                         ids=["greedy-separate", "beam-shared"])
+def test_fresh_process_gets_the_same_strings(tmp_path, tokenizer, share, options):
+    model = _model(tokenizer, share, seed=int(share))
+    export_saved_model(model, tokenizer, str(tmp_path / "m" / "1"), **options)
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "m" / "1"), json.dumps(TEXTS)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["modules"] == [], "the loading process must not need our package or torch"
+    assert result["texts"] == _expected(model, tokenizer, TEXTS, **options)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tokenizer):
+    model = _model(tokenizer, share=True, seed=3)
+    directory = str(tmp_path_factory.mktemp("export") / "fusion" / "1")
+    export_saved_model(model, tokenizer, directory, max_new_tokens=10, num_beams=2)
+    return model, directory
+
+
+def _op_types(directory):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops = set()
+    for meta in proto.meta_graphs:
+        ops |= {node.op for node in meta.graph_def.node}
+        for function in meta.graph_def.library.function:
+            ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def test_only_core_and_serving_safe_ops(exported):
+    _, directory = exported
+    functions = set()
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    functions = {f.signature.name for m in proto.meta_graphs for f in m.graph_def.library.function}
+    core = set(dir(tf.raw_ops))
+    unknown = sorted(op for op in _op_types(directory) if op not in core and op not in TF_SERVING_SAFE_OPS
+                     and op not in functions)
+    assert unknown == []
+    assert "SentencepieceTokenizeOp" in _op_types(directory)
+    assert not any(op.startswith("Xla") for op in _op_types(directory)), "the default export must not need XLA"
+
+
+def test_signatures_and_bad_requests(exported, tokenizer):
+    model, directory = exported
+    loaded = tf.saved_model.load(directory)
+    assert set(loaded.signatures) == {"serving_default", "generate_with_options", "generate_ids", "score", "encode"}
+    serve = loaded.signatures["serving_default"]
+    for batch in (["only one"], ["", "x"], [""], ["  \t "], ["word " * 2000], ["a b c"] * 256):
+        out = serve(text=tf.constant(batch))["generated_text"]
+        assert out.shape == (len(batch),)
+    # The long input is truncated to max_input_length: the result equals that of its first 48 tokens.
+    long_text = "Sentence fusion joins two sentences. " * 40
+    truncated = tokenizer.detokenize(tokenizer.tokenize(tf.constant([long_text])))
+    assert serve(text=tf.constant([long_text]))["generated_text"].numpy()[0] == \
+        serve(text=truncated)["generated_text"].numpy()[0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not valid UTF-8"):
+        serve(text=tf.constant([b"caf\xe9 ok", b"fine"]))
+
+    options = loaded.signatures["generate_with_options"]
+    short = options(text=tf.constant(TEXTS[:2]), max_new_tokens=tf.constant(3),
+                    length_penalty=tf.constant(1.0))["generated_text"].numpy()
+    assert [s.decode() for s in short] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=3, num_beams=2,
+                                                    length_penalty=1.0)
+    ids = tokenizer(TEXTS[:2])
+    out_ids = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"]),
+                                                attention_mask=tf.constant(ids["attention_mask"]))["output_ids"]
+    np.testing.assert_array_equal(out_ids.numpy(), model.generate(ids["input_ids"], ids["attention_mask"],
+                                                                  max_new_tokens=10, num_beams=2).numpy())
+    encoded = loaded.signatures["encode"](text=tf.constant(TEXTS[:2]))
+    mask = encoded["attention_mask"].numpy()
+    np.testing.assert_allclose(encoded["encoder_hidden_states"].numpy()[:, :mask.shape[1]][mask == 1],
+                               model.encoder(ids["input_ids"], ids["attention_mask"]).numpy()[ids["attention_mask"] == 1],
+                               atol=1e-5)
+
+
+def test_score_is_the_log_likelihood_of_the_target(exported, tokenizer):
+    model, directory = exported
+    loaded = tf.saved_model.load(directory)
+    source, target = ["The cat sat on the mat."], ["The dog chased the cat."]
+    scored = loaded.signatures["score"](source_text=tf.constant(source), target_text=tf.constant(target))
+    src, tgt = tokenizer(source), tokenizer.encode(target[0]) + [1]
+    logits = model({"input_ids": src["input_ids"], "attention_mask": src["attention_mask"],
+                    "decoder_input_ids": np.array([[2] + tgt[:-1]])}).numpy()[0]
+    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - logits.max(-1, keepdims=True)
+    expected = sum(log_probs[i, t] for i, t in enumerate(tgt))
+    assert scored["num_tokens"].numpy()[0] == len(tgt)
+    assert abs(scored["log_likelihood"].numpy()[0] - expected) < 1e-3
+
+
+def test_warmup_file_parses_and_runs(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, directory = exported
+    loaded = tf.saved_model.load(directory)
+    records = list(tf.data.TFRecordDataset(os.path.join(directory, WARMUP_FILE)).as_numpy_iterator())
+    assert len(records) >= 2
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        request = log.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+        assert outputs
+
+
+def test_saved_model_cli_show_and_run(exported):
+    _, directory = exported
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    shown = subprocess.run(cli + ["show", "--dir", directory, "--all"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "generated_text" in shown.stdout and "signature_def['score']" in shown.stdout
+    # saved_model_cli's process has no tensorflow_text: it must be told where the ops are, as TF Serving is.
+    ran = subprocess.run(
+        [sys.executable, "-c", "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli;"
+         "sys.argv = sys.argv[1:]; saved_model_cli.main()", "saved_model_cli", "run", "--dir", directory,
+         "--tag_set", "serve", "--signature_def", "serving_default", "--input_exprs", "text=['The cat sat.']"],
+        capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "generated_text" in ran.stdout
+
+
+def test_shared_weights_are_stored_once(tmp_path, tokenizer):
+    sizes = {}
+    for share in (False, True):
+        model = _model(tokenizer, share, seed=0)
+        export_saved_model(model, tokenizer, str(tmp_path / str(share)), max_new_tokens=4)
+        variables = tmp_path / str(share) / "variables"
+        sizes[share] = sum(os.path.getsize(variables / f) for f in os.listdir(variables))
+        expected_floats = model.count_params()
+        assert expected_floats * 4 <= sizes[share] <= expected_floats * 4 * 1.1 + 200_000
+    assert sizes[True] < sizes[False]
+
+
+def test_export_is_atomic_and_never_overwrites(tmp_path, tokenizer, monkeypatch):
+    model = _model(tokenizer, False, seed=0)
+    target = tmp_path / "m" / "1"
+    export_saved_model(model, tokenizer, str(target), max_new_tokens=4)
+    before = sorted(os.listdir(target))
+    with pytest.raises(FileExistsError):
+        export_saved_model(model, tokenizer, str(target), max_new_tokens=4)
+    assert sorted(os.listdir(target)) == before
+    assert next_version_dir(str(tmp_path / "m")) == str(tmp_path / "m" / "2")
+
+    import tf_bert_seqgen.export as export
+
+    def broken(directory):
+        raise RuntimeError("verification failed")
+
+    monkeypatch.setattr(export, "_verify", broken)
+    with pytest.raises(RuntimeError, match="verification failed"):
+        export_saved_model(model, tokenizer, str(tmp_path / "m" / "2"), max_new_tokens=4)
+    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
+
+
+def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
+    model = _model(tokenizer, True, seed=5)
+    export_saved_model(model, tokenizer, str(tmp_path / "xla"), jit_compile=True, max_new_tokens=8)
+    loaded = tf.saved_model.load(str(tmp_path / "xla"))
+    out = loaded.signatures["serving_default"](text=tf.constant(TEXTS[:2]))["generated_text"].numpy()
+    assert [s.decode() for s in out] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=8)

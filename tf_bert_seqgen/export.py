@@ -1,0 +1,220 @@
+"""Export: one SavedModel that takes raw strings and returns generated strings, ready for TF Serving.
+
+Everything runs in one graph: preset preprocessing and tokenization (SentencePiece / WordPiece ops), the
+encoder, the decode loop, detokenization. Loading needs only `tensorflow` and `tensorflow_text`:
+
+    import tensorflow as tf, tensorflow_text  # registers the tokenizer ops
+    served = tf.saved_model.load("saved_models/fusion/1")
+    served.signatures["serving_default"](text=tf.constant(["..."]))["generated_text"]
+
+Signatures (b = batch, s = source length, m = max_length, h = hidden):
+    serving_default        text [b] string -> generated_text [b] string
+    generate_with_options  text [b], max_new_tokens [] int32, length_penalty [] float32 -> generated_text [b]
+    generate_ids           input_ids [b, s] int32, attention_mask [b, s] int32 -> output_ids [b, m] int32
+    score                  source_text [b], target_text [b] -> log_likelihood [b] float32, num_tokens [b] int32
+    encode                 text [b] -> encoder_hidden_states [b, s, h] float32, attention_mask [b, s] int32
+The default signature needs no XLA (TF Serving runs without it); `jit_compile=True` exports an XLA variant
+whose decode loop is compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import tensorflow as tf
+
+from tf_bert_seqgen import generation
+from tf_bert_seqgen.io_utils import atomic_directory
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+EXPORT_INFO_FILE = os.path.join("assets.extra", "tf_bert_seqgen.json")
+WARMUP_TEXTS = ["This is a warm-up request.", ""]
+
+
+def _bucket_width(length):
+    """In-graph twin of generation._bucket_length: the next power of two >= 16."""
+    length = tf.maximum(tf.cast(length, tf.float32), 16.0)
+    return tf.cast(tf.pow(2.0, tf.math.ceil(tf.math.log(length) / tf.math.log(2.0))), tf.int32)
+
+
+class _Untracked:
+    """A plain holder: tf.Module does not follow it when collecting what to save."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+class GenerationModule(tf.Module):
+    """What the SavedModel holds: the model's variables, the tokenizer's resources, the signatures."""
+
+    def __init__(self, model, tokenizer, config: generation.GenerationConfig, max_input_length: int,
+                 jit_compile: bool = False):
+        super().__init__(name="tf_bert_seqgen")
+        if max_input_length > model.config.encoder.max_position_embeddings:
+            raise ValueError(f"max_input_length {max_input_length} exceeds the encoder's max_position_embeddings "
+                             f"({model.config.encoder.max_position_embeddings})")
+        # The SavedModel tracks the model's plain tf.Variables, not the Keras model: saving Keras 3
+        # variables through the model writes each twice in the TF1 graph that TF Serving and
+        # saved_model_cli load, and the copy the functions read is never restored there.
+        self._keras = _Untracked(model)
+        self.model_variables = [w.value for w in model.weights]
+        self.tokenizer = tokenizer
+        self.config = config
+        self.max_input_length = max_input_length
+        self._pad_id = model.config.encoder.pad_token_id
+        self._decode = tf.function(generation.build_generate_fn(model, config), jit_compile=jit_compile,
+                                   autograph=False)
+
+    # -- pieces ---------------------------------------------------------------------------------------
+
+    def _check_utf8(self, text):
+        """Invalid UTF-8 is rejected with a message naming the problem, not tokenized into garbage."""
+        repaired = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+        return tf.debugging.assert_equal(tf.reduce_all(repaired == text), True,
+                                         message="input text is not valid UTF-8")
+
+    def _source(self, text):
+        """text [b] -> ids [b, w], mask [b, w]; w = a power-of-two bucket >= 16 (few distinct shapes)."""
+        with tf.control_dependencies([self._check_utf8(text)]):
+            ragged = self.tokenizer.tokenize(text)[:, :self.max_input_length]
+        width = tf.minimum(_bucket_width(ragged.bounding_shape(axis=1)), self.max_input_length)
+        shape = tf.stack([tf.shape(text, out_type=tf.int64)[0], tf.cast(width, tf.int64)])
+        ids = ragged.to_tensor(default_value=self._pad_id, shape=shape)
+        mask = tf.ones_like(ragged).to_tensor(default_value=0, shape=shape)
+        return tf.cast(ids, tf.int32), tf.cast(mask, tf.int32)
+
+    def _dynamic(self, max_new_tokens=None, length_penalty=None):
+        dynamic = generation.dynamic_options(self.config)
+        if max_new_tokens is not None:
+            dynamic["max_length"] = tf.clip_by_value(max_new_tokens + 1, 2, self.config.max_length)
+        if length_penalty is not None:
+            dynamic["length_penalty"] = tf.cast(length_penalty, tf.float32)
+        return dynamic
+
+    def _text_out(self, output_ids):
+        # Drop the decoder start token; detokenize stops at eos and drops pad.
+        return self.tokenizer.detokenize(output_ids[:, 1:], skip_special_tokens=True)
+
+    # -- signatures -----------------------------------------------------------------------------------
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text):
+        ids, mask = self._source(text)
+        return {"generated_text": self._text_out(self._decode(ids, mask, self._dynamic()))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+                                  tf.TensorSpec([], tf.float32, name="length_penalty")])
+    def serve_text_with_options(self, text, max_new_tokens, length_penalty):
+        ids, mask = self._source(text)
+        output_ids = self._decode(ids, mask, self._dynamic(max_new_tokens, length_penalty))
+        return {"generated_text": self._text_out(output_ids)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                                  tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
+    def serve_ids(self, input_ids, attention_mask):
+        return {"output_ids": self._decode(input_ids, attention_mask, self._dynamic())}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
+                                  tf.TensorSpec([None], tf.string, name="target_text")])
+    def serve_score(self, source_text, target_text):
+        """Sum of log p(target token | source, previous tokens) over the target and its eos."""
+        ids, mask = self._source(source_text)
+        with tf.control_dependencies([self._check_utf8(target_text)]):
+            # Room for the start token: the decoder has max_position_embeddings positions.
+            target = self.tokenizer.tokenize(target_text)[:, :self._keras.model.config.decoder.max_position_embeddings - 1]
+        eos = tf.fill([target.nrows(), 1], tf.constant(self.config.eos_token_id, target.dtype))
+        labels = tf.concat([target, tf.RaggedTensor.from_tensor(eos)], axis=1)
+        label_mask = tf.cast(tf.ones_like(labels).to_tensor(default_value=0), tf.float32)
+        labels = tf.cast(labels.to_tensor(default_value=self.config.pad_token_id), tf.int32)
+        start = tf.fill([tf.shape(labels)[0], 1], self.config.decoder_start_token_id)
+        decoder_inputs = tf.concat([start, labels[:, :-1]], axis=1)
+        encoder_states = self._keras.model.encoder(ids, mask)
+        logits = self._keras.model.decoder(decoder_inputs, encoder_states, mask)
+        log_probs = tf.gather(tf.nn.log_softmax(logits, axis=-1), labels, batch_dims=2)
+        return {"log_likelihood": tf.reduce_sum(log_probs * label_mask, axis=1),
+                "num_tokens": tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_encode(self, text):
+        ids, mask = self._source(text)
+        return {"encoder_hidden_states": self._keras.model.encoder(ids, mask), "attention_mask": mask}
+
+    def signatures(self):
+        return {
+            "serving_default": self.serve_text.get_concrete_function(),
+            "generate_with_options": self.serve_text_with_options.get_concrete_function(),
+            "generate_ids": self.serve_ids.get_concrete_function(),
+            "score": self.serve_score.get_concrete_function(),
+            "encode": self.serve_encode.get_concrete_function(),
+        }
+
+
+def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
+    """PredictionLog records TF Serving replays at load, so the first real request finds traced graphs."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    requests = [("serving_default", {"text": tf.constant(texts)}),
+                ("score", {"source_text": tf.constant(texts[:1]), "target_text": tf.constant(texts[:1])})]
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in requests:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: int | None = None,
+                       jit_compile: bool = False, overwrite: bool = False, **generation_options) -> str:
+    """Writes the SavedModel (with a TF Serving warm-up file) to `export_dir`, atomically.
+
+    The export is written to a temporary sibling, loaded back and run once, and only then moved into
+    place; an existing `export_dir` is never replaced unless `overwrite=True`.
+    generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
+    """
+    config = generation.resolve_config(model.config, **generation_options)
+    if config.num_return_sequences != 1:
+        raise ValueError("text signatures return one text per input: num_return_sequences must be 1")
+    max_input_length = max_input_length or min(tokenizer.max_length or 512,
+                                               model.config.encoder.max_position_embeddings)
+    module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile)
+    with atomic_directory(export_dir, overwrite=overwrite) as tmp:
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        _write_warmup_requests(tmp)
+        info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
+                "jit_compile": jit_compile, "model": model.config.to_dict(),
+                "tokenizer": type(tokenizer).__name__}
+        with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+        _verify(tmp)
+    return export_dir
+
+
+def _verify(export_dir: str):
+    """Loads the export and runs its default signature; a broken export never reaches its final path."""
+    loaded = tf.saved_model.load(export_dir)
+    out = loaded.signatures["serving_default"](text=tf.constant(WARMUP_TEXTS[:1]))["generated_text"]
+    if out.shape != (1,):
+        raise RuntimeError(f"exported serving_default returned shape {out.shape}, expected (1,)")
+
+
+def _versions(base_dir: str) -> list[int]:
+    if not os.path.isdir(base_dir):
+        return []
+    return [int(v) for v in os.listdir(base_dir) if re.fullmatch(r"\d+", v)]
+
+
+def next_version_dir(base_dir: str) -> str:
+    """saved_models/<name>/<N+1>: TF Serving loads the highest numeric version."""
+    return os.path.join(base_dir, str(max(_versions(base_dir), default=0) + 1))
+
+
+def latest_version_dir(base_dir: str) -> str | None:
+    """The highest numeric version under `base_dir`, as TF Serving would serve it; None if there is none."""
+    versions = _versions(base_dir)
+    return os.path.join(base_dir, str(max(versions))) if versions else None
