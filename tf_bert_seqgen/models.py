@@ -104,7 +104,7 @@ class BertForSeqGenerationDecoder(keras.Model):
     def cross_attention_cache(self, encoder_hidden_states):
         """Projects the encoder output once for all decode steps: (keys, values), each [L, b, n, s, d]."""
         keys, values = zip(*(layer.cross_attention.project_key_value(encoder_hidden_states)
-                             for layer in self.transformer_layers))
+                             for layer in self.transformer_layers), strict=True)
         return tf.stack(keys), tf.stack(values)
 
     def empty_self_attention_cache(self, batch_size, max_length, dtype=tf.float32):
@@ -219,6 +219,21 @@ class EncoderDecoder(keras.Model):
         self.encoder.build()
         self.decoder.build()
         self.built = True
+
+    def compile(self, optimizer="adam", loss=None, label_smoothing: float = 0.0, **kwargs):
+        """Keras `compile`. Without a `loss`: token cross-entropy on the labels with pad ignored (the
+        seq2seq default), label-smoothed by `label_smoothing`; see `tf_bert_seqgen.training`."""
+        if loss is None:
+            from tf_bert_seqgen.training import SequenceCrossEntropy
+
+            loss = SequenceCrossEntropy(self.config.decoder.pad_token_id, label_smoothing)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # A dataset may yield bare feature dicts: the target is then the "labels" the model shifts.
+        if y is None and isinstance(x, dict):
+            y = x.get("labels")
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def call(self, inputs, training=False):
         encoder_mask = inputs.get("attention_mask")
