@@ -17,6 +17,8 @@ setup(
         "keras>=3.10,<4",
         # tensorflow-hub 0.16 imports tf_keras and pkg_resources (gone in setuptools 81).
         "tensorflow-hub==0.16.*",
+        # PredictionLog protos for the TF Serving warm-up file; versioned with tensorflow.
+        "tensorflow-serving-api==2.21.*",
         "tf-keras==2.21.*",
         "setuptools<81",
         "sentencepiece>=0.2",

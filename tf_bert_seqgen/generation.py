@@ -1,7 +1,7 @@
 """Generation in the TensorFlow graph: greedy, sampling and beam search over one `tf.while_loop`.
 
-Every loop variable has a fixed shape (sequences are [.., max_length] buffers, the self-attention cache is
-[L, N, n, max_length, d]), so the same function runs eagerly-traced, in a SavedModel without XLA, and
+Every loop variable has a fixed shape (sequences are [.., max_length] buffers, the self-attention cache is one
+[N, n, max_length, d] pair per layer), so the same function runs traced, in a SavedModel without XLA, and
 under `jit_compile=True`. The encoder runs once; its cross-attention K/V are projected once per request.
 
 Beam search follows the alive/finished formulation (as `transformers` >= 4.50 and TF Model Garden do), so
@@ -194,7 +194,7 @@ def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic)
 
 
 def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
-    """Beam search over alive and finished hypotheses. `cache` rows are [B*K]. Returns [B*R, m] int32."""
+    """Beam search over alive and finished hypotheses. `cache` tensors have B*K rows. Returns [B*R, m]."""
     m, k, eos = config.max_length, config.num_beams, config.eos_token_id
     k2 = 2 * k  # enough candidates that k survive even if k of them just ended
     alpha, style = dynamic["length_penalty"], config.length_penalty_style
@@ -246,7 +246,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         alive_scores = tf.gather(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, alive_pick,
                                  batch_dims=1)
         rows = tf.range(batch_size)[:, None] * k + tf.gather(origin, alive_pick, batch_dims=1)
-        cache = tf.nest.map_structure(lambda c: tf.gather(c, tf.reshape(rows, [-1]), axis=1), cache)
+        cache = tf.nest.map_structure(lambda c: tf.gather(c, tf.reshape(rows, [-1])), cache)
 
         # Finished: stopped candidates among the top k, scored with the length penalty, merged.
         just_finished = tf.logical_and(stops, top_k_mask[None, :])

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.layers import Embeddings, LMHead, TransformerLayer, causal_bias, padding_bias
+from tf_bert_seqgen.training import TrainingHooks
 
 
 def _as_config(config) -> BertForSeqGenerationConfig:
@@ -102,16 +103,19 @@ class BertForSeqGenerationDecoder(keras.Model):
         self.built = True
 
     def cross_attention_cache(self, encoder_hidden_states):
-        """Projects the encoder output once for all decode steps: (keys, values), each [L, b, n, s, d]."""
-        keys, values = zip(*(layer.cross_attention.project_key_value(encoder_hidden_states)
-                             for layer in self.transformer_layers), strict=True)
-        return tf.stack(keys), tf.stack(values)
+        """Projects the encoder output once for all decode steps: per layer (key, value), each [b, n, s, d]."""
+        return tuple(layer.cross_attention.project_key_value(encoder_hidden_states)
+                     for layer in self.transformer_layers)
 
     def empty_self_attention_cache(self, batch_size, max_length, dtype=tf.float32):
-        """Zeroed (keys, values), each [L, b, n, m, d]; `decode_step` fills position by position."""
+        """Per layer zeroed (key, value), each [b, n, m, d]; `decode_step` fills position by position.
+
+        One tensor pair per layer rather than one stacked [L, ...] tensor: a step then neither slices
+        nor re-stacks the whole cache.
+        """
         c = self.config
-        shape = [c.num_hidden_layers, batch_size, c.num_attention_heads, max_length, c.head_size]
-        return tf.zeros(shape, dtype), tf.zeros(shape, dtype)
+        shape = [batch_size, c.num_attention_heads, max_length, c.head_size]
+        return tuple((tf.zeros(shape, dtype), tf.zeros(shape, dtype)) for _ in range(c.num_hidden_layers))
 
     def call(self, input_ids, encoder_hidden_states, encoder_attention_mask=None, attention_mask=None,
              training=False):
@@ -132,30 +136,29 @@ class BertForSeqGenerationDecoder(keras.Model):
                     encoder_attention_mask=None):
         """Runs t new tokens at positions cache_index .. cache_index + t - 1.
 
-        input_ids [b, t]; cache_index scalar int32; self_attention_cache (keys, values) [L, b, n, m, d];
-        cross_attention_cache (keys, values) [L, b, n, s, d]; encoder_attention_mask [b, s].
-        Returns (logits [b, t, v], updated self_attention_cache).
+        input_ids [b, t]; cache_index scalar int32; self_attention_cache: per layer (key, value)
+        [b, n, m, d]; cross_attention_cache: per layer (key, value) [b, n, s, d];
+        encoder_attention_mask [b, s]. Returns (logits [b, t, v], updated self_attention_cache).
         """
-        cache_keys, cache_values = self_attention_cache
-        cross_keys, cross_values = cross_attention_cache
-        max_length = tf.shape(cache_keys)[3]
+        max_length = tf.shape(self_attention_cache[0][0])[2]
         length = tf.shape(input_ids)[1]
+        dtype = self_attention_cache[0][0].dtype
         # One-hot placement keeps every shape static (XLA) and uses only core ops (TF Serving without XLA).
-        placement = tf.one_hot(cache_index + tf.range(length), max_length, dtype=cache_keys.dtype)  # [t, m]
+        placement = tf.one_hot(cache_index + tf.range(length), max_length, dtype=dtype)  # [t, m]
         keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # [m, 1]
         self_bias = causal_bias(length, max_length, query_offset=cache_index)
         cross_bias = padding_bias(encoder_attention_mask) if encoder_attention_mask is not None else 0.0
         hidden = self.embeddings(input_ids, position_offset=cache_index)
-        new_keys, new_values = [], []
-        for i, layer in enumerate(self.transformer_layers):
+        new_cache = []
+        for layer, (cache_key, cache_value), cross_kv in zip(self.transformer_layers, self_attention_cache,
+                                                              cross_attention_cache, strict=True):
             key, value = layer.self_attention.project_key_value(hidden)  # [b, n, t, d]
-            key = cache_keys[i] * keep + tf.einsum("bntd,tm->bnmd", key, placement)
-            value = cache_values[i] * keep + tf.einsum("bntd,tm->bnmd", value, placement)
-            new_keys.append(key)
-            new_values.append(value)
-            hidden = layer(hidden, self_bias, self_key_value=(key, value),
-                           cross_key_value=(cross_keys[i], cross_values[i]), cross_attention_bias=cross_bias)
-        return self.lm_head(hidden), (tf.stack(new_keys), tf.stack(new_values))
+            key = cache_key * keep + tf.einsum("bntd,tm->bnmd", key, placement)
+            value = cache_value * keep + tf.einsum("bntd,tm->bnmd", value, placement)
+            new_cache.append((key, value))
+            hidden = layer(hidden, self_bias, self_key_value=(key, value), cross_key_value=cross_kv,
+                           cross_attention_bias=cross_bias)
+        return self.lm_head(hidden), tuple(new_cache)
 
     @staticmethod
     def _cross_bias(encoder_hidden_states, encoder_attention_mask):
@@ -182,7 +185,7 @@ def shift_right(labels, start_token_id, pad_token_id):
     return tf.concat([start, labels[:, :-1]], axis=1)
 
 
-class EncoderDecoder(keras.Model):
+class EncoderDecoder(TrainingHooks, keras.Model):
     """BERT2BERT-style sequence-to-sequence model.
 
     call({"input_ids" [b, s], "attention_mask" [b, s], and "decoder_input_ids" [b, t] (+ optional
@@ -219,21 +222,6 @@ class EncoderDecoder(keras.Model):
         self.encoder.build()
         self.decoder.build()
         self.built = True
-
-    def compile(self, optimizer="adam", loss=None, label_smoothing: float = 0.0, **kwargs):
-        """Keras `compile`. Without a `loss`: token cross-entropy on the labels with pad ignored (the
-        seq2seq default), label-smoothed by `label_smoothing`; see `tf_bert_seqgen.training`."""
-        if loss is None:
-            from tf_bert_seqgen.training import SequenceCrossEntropy
-
-            loss = SequenceCrossEntropy(self.config.decoder.pad_token_id, label_smoothing)
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        # A dataset may yield bare feature dicts: the target is then the "labels" the model shifts.
-        if y is None and isinstance(x, dict):
-            y = x.get("labels")
-        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def call(self, inputs, training=False):
         encoder_mask = inputs.get("attention_mask")
