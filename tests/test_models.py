@@ -151,3 +151,17 @@ def test_full_size_shared_model_builds_and_counts_like_transformers():
     print(f"full-size shared model: {model.count_params():,} parameters "
           f"(transformers, untied: {total:,}; shared: {total - decoder_copies:,})")
     assert model.count_params() == total - decoder_copies
+
+
+def test_bfloat16_copy_keeps_structure_and_logits_close():
+    config = BertForSeqGenerationConfig(vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=48)
+    model = EncoderDecoder.from_config(EncoderDecoderConfig(config, config, share=True))
+    half = model.cast("bfloat16")
+    assert {w.dtype for w in half.weights} == {"bfloat16"} and half.count_params() == model.count_params()
+    ids, mask = random_batch(np.random.default_rng(0), 2, 7, 61)
+    inputs = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": ids[:, :4]}
+    full, low = model(inputs).numpy(), half(inputs).numpy()
+    assert low.dtype == np.float32
+    # bfloat16 keeps 8 bits of mantissa: logits agree to a few hundredths, not to 1e-4.
+    assert np.abs(full - low).max() < 0.1 and np.abs(full - low).max() > 0

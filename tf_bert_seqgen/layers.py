@@ -63,12 +63,14 @@ class Embeddings(keras.layers.Layer):
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
         init = _initializer(initializer_range)
+        dtype = self.dtype_policy  # sub-layers store and compute in this layer's dtype (bfloat16 mode)
         self.word_embeddings = keras.layers.Embedding(vocab_size, hidden_size, embeddings_initializer=init,
-                                                      name="word_embeddings")
+                                                      name="word_embeddings", dtype=dtype)
         self.position_embeddings = keras.layers.Embedding(max_position_embeddings, hidden_size,
-                                                          embeddings_initializer=init, name="position_embeddings")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
-        self.dropout = keras.layers.Dropout(dropout)
+                                                          embeddings_initializer=init, name="position_embeddings",
+                                                          dtype=dtype)
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm", dtype=dtype)
+        self.dropout = keras.layers.Dropout(dropout, dtype=dtype)
 
     def build(self, input_shape=None):
         self.word_embeddings.build((None, None))
@@ -107,14 +109,13 @@ class Attention(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         init = _initializer(initializer_range)
-        dense = lambda name: keras.layers.Dense(hidden_size, kernel_initializer=init, name=name)  # noqa: E731
-        self.query = dense("query")
-        self.key = dense("key")
-        self.value = dense("value")
-        self.output_dense = dense("output_dense")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
-        self.dropout = keras.layers.Dropout(dropout)
-        self.attention_dropout = keras.layers.Dropout(attention_dropout)
+        dtype = self.dtype_policy
+        self.query, self.key, self.value, self.output_dense = (
+            keras.layers.Dense(hidden_size, kernel_initializer=init, name=name, dtype=dtype)
+            for name in ("query", "key", "value", "output_dense"))
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm", dtype=dtype)
+        self.dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.attention_dropout = keras.layers.Dropout(attention_dropout, dtype=dtype)
 
     def build(self, input_shape=None):
         for dense in (self.query, self.key, self.value, self.output_dense):
@@ -137,7 +138,8 @@ class Attention(keras.layers.Layer):
         [b, n, t, s]. Returns [b, t, h]."""
         key, value = key_value
         query = self._split_heads(self.query(hidden))
-        scores = tf.matmul(query, key, transpose_b=True) * (self.head_size ** -0.5) + attention_bias
+        scores = tf.matmul(query, key, transpose_b=True) * (self.head_size ** -0.5)
+        scores = scores + tf.cast(attention_bias, scores.dtype)
         probs = self.attention_dropout(tf.nn.softmax(scores, axis=-1), training=training)
         context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
         context = tf.reshape(context, [tf.shape(hidden)[0], tf.shape(hidden)[1], self.hidden_size])
@@ -162,10 +164,13 @@ class FeedForward(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         init = _initializer(initializer_range)
-        self.intermediate = keras.layers.Dense(intermediate_size, kernel_initializer=init, name="intermediate")
-        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init, name="output_dense")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
-        self.dropout = keras.layers.Dropout(dropout)
+        dtype = self.dtype_policy
+        self.intermediate = keras.layers.Dense(intermediate_size, kernel_initializer=init, name="intermediate",
+                                               dtype=dtype)
+        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init, name="output_dense",
+                                               dtype=dtype)
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm", dtype=dtype)
+        self.dropout = keras.layers.Dropout(dropout, dtype=dtype)
         self._activation = activation(hidden_act)
 
     def build(self, input_shape=None):
@@ -206,11 +211,12 @@ class TransformerLayer(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.has_cross_attention = cross_attention
         attention = lambda name: Attention(  # noqa: E731
-            hidden_size, num_heads, dropout, attention_dropout, layer_norm_eps, initializer_range, name=name)
+            hidden_size, num_heads, dropout, attention_dropout, layer_norm_eps, initializer_range, name=name,
+            dtype=self.dtype_policy)
         if shared_with is None:
             self.self_attention = attention("self_attention")
             self.feed_forward = FeedForward(hidden_size, intermediate_size, hidden_act, dropout, layer_norm_eps,
-                                            initializer_range, name="feed_forward")
+                                            initializer_range, name="feed_forward", dtype=self.dtype_policy)
         else:
             self.self_attention = shared_with.self_attention
             self.feed_forward = shared_with.feed_forward
@@ -261,4 +267,6 @@ class LMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden):
-        return tf.matmul(hidden, self.embeddings.embeddings, transpose_b=True) + self.bias
+        logits = tf.matmul(hidden, tf.cast(self.embeddings.embeddings, hidden.dtype), transpose_b=True)
+        # Softmax, beam scores and losses want float32 even when the weights are bfloat16.
+        return tf.cast(logits + tf.cast(self.bias, logits.dtype), tf.float32)

@@ -20,20 +20,20 @@ def _as_config(config) -> BertForSeqGenerationConfig:
     return BertForSeqGenerationConfig.from_dict(config)
 
 
-def _build_stack(config: BertForSeqGenerationConfig, cross_attention: bool, shared_with=None):
+def _build_stack(config: BertForSeqGenerationConfig, cross_attention: bool, shared_with=None, dtype=None):
     """Embeddings and transformer layers of one stack; `shared_with` is an encoder to share weights with."""
     if shared_with is not None:
         embeddings = shared_with.embeddings
     else:
         embeddings = Embeddings(config.vocab_size, config.hidden_size, config.max_position_embeddings,
                                 config.layer_norm_eps, config.hidden_dropout_prob, config.initializer_range,
-                                name="embeddings")
+                                name="embeddings", dtype=dtype)
     layers = [
         TransformerLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
                          config.hidden_act, config.hidden_dropout_prob, config.attention_probs_dropout_prob,
                          config.layer_norm_eps, config.initializer_range, cross_attention=cross_attention,
                          shared_with=None if shared_with is None else shared_with.transformer_layers[i],
-                         name=f"layer_{i}")
+                         name=f"layer_{i}", dtype=dtype)
         for i in range(config.num_hidden_layers)
     ]
     return embeddings, layers
@@ -48,7 +48,8 @@ class BertForSeqGenerationEncoderModel(keras.Model):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = _as_config(config)
-        self.embeddings, self.transformer_layers = _build_stack(self.config, cross_attention=False)
+        self.embeddings, self.transformer_layers = _build_stack(self.config, cross_attention=False,
+                                                                dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.embeddings.build()
@@ -91,8 +92,9 @@ class BertForSeqGenerationDecoder(keras.Model):
         super().__init__(**kwargs)
         self.config = _as_config(config)
         self.shared_encoder = shared_encoder
-        self.embeddings, self.transformer_layers = _build_stack(self.config, True, shared_encoder)
-        self.lm_head = LMHead(self.embeddings.word_embeddings, name="lm_head")
+        self.embeddings, self.transformer_layers = _build_stack(self.config, True, shared_encoder,
+                                                                dtype=self.dtype_policy)
+        self.lm_head = LMHead(self.embeddings.word_embeddings, name="lm_head", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         if not self.embeddings.built:
@@ -107,13 +109,14 @@ class BertForSeqGenerationDecoder(keras.Model):
         return tuple(layer.cross_attention.project_key_value(encoder_hidden_states)
                      for layer in self.transformer_layers)
 
-    def empty_self_attention_cache(self, batch_size, max_length, dtype=tf.float32):
+    def empty_self_attention_cache(self, batch_size, max_length, dtype=None):
         """Per layer zeroed (key, value), each [b, n, m, d]; `decode_step` fills position by position.
 
         One tensor pair per layer rather than one stacked [L, ...] tensor: a step then neither slices
         nor re-stacks the whole cache.
         """
         c = self.config
+        dtype = dtype or self.compute_dtype
         shape = [batch_size, c.num_attention_heads, max_length, c.head_size]
         return tuple((tf.zeros(shape, dtype), tf.zeros(shape, dtype)) for _ in range(c.num_hidden_layers))
 
@@ -204,16 +207,27 @@ class EncoderDecoder(TrainingHooks, keras.Model):
                                            decoder_start_token_id=decoder_start_token_id)
 
     @classmethod
-    def from_config(cls, config):
-        """From an `EncoderDecoderConfig` or its dict (ours or HF's encoder-decoder config.json)."""
+    def from_config(cls, config, dtype=None):
+        """From an `EncoderDecoderConfig` or its dict (ours or HF's encoder-decoder config.json).
+
+        dtype: the variables' and computation's dtype ("float32" default; "bfloat16" halves the bytes a
+        decode step reads; logits are float32 either way).
+        """
         if not isinstance(config, EncoderDecoderConfig):
             config = EncoderDecoderConfig.from_dict(config)
-        encoder = BertForSeqGenerationEncoderModel(config.encoder, name="encoder")
+        encoder = BertForSeqGenerationEncoderModel(config.encoder, name="encoder", dtype=dtype)
         decoder = BertForSeqGenerationDecoder(config.decoder, shared_encoder=encoder if config.share else None,
-                                              name="decoder")
-        model = cls(encoder, decoder, config.decoder_start_token_id)
+                                              name="decoder", dtype=dtype)
+        model = cls(encoder, decoder, config.decoder_start_token_id, dtype=dtype)
         model.build()
         return model
+
+    def cast(self, dtype) -> EncoderDecoder:
+        """A copy of this model with its weights in `dtype` (e.g. "bfloat16" for inference)."""
+        copy = type(self).from_config(self.config, dtype=dtype)
+        for target, source in zip(copy.weights, self.weights, strict=True):
+            target.assign(tf.cast(source.value, target.dtype))
+        return copy
 
     def get_config(self):
         return self.config.to_dict()
