@@ -150,6 +150,22 @@ def main(argv=None):
               f"{torch_ms / xla:9.2f} {graph / bound_ms:11.2f} {xla / bound_ms:9.2f}")
     print("\nratios > 1 in torch/graph and torch/xla mean we are faster; x/bound is how far above the "
           "memory-bandwidth bound each mode runs (1.00 = at the bound).")
+    bfloat16_mode(model, config, args, bound_ms, rng)
+
+
+def bfloat16_mode(model, config, args, fp32_bound_ms, rng):
+    """Greedy batch 1 with bfloat16 weights (half the bytes per step) and its agreement with fp32."""
+    half = model.cast("bfloat16")
+    ids = rng.integers(5, config.vocab_size, size=(1, args.source_length)).astype(np.int32)
+    ms = per_token_ms(ours(half, ids, 1, False), args.new_tokens, args.repeats)
+    sources = rng.integers(5, config.vocab_size, size=(8, args.source_length)).astype(np.int32)
+    full = model.generate(sources, max_new_tokens=args.new_tokens).numpy()[:, 1:]
+    low = half.generate(sources, max_new_tokens=args.new_tokens).numpy()[:, 1:]
+    # Tokens equal up to the first disagreement per row: after it, the prefixes differ anyway.
+    agree = [int(np.argmin(np.append(a == b, False))) for a, b in zip(full, low, strict=True)]
+    print(f"\nbfloat16 weights, greedy b1 (graph): {ms:.1f} ms/tok = {ms / fp32_bound_ms:.2f} x the fp32 bound, "
+          f"{ms / (fp32_bound_ms / 2):.2f} x the bfloat16 bound; identical prefix with fp32: "
+          f"{sum(agree)}/{full.size} tokens ({100 * sum(agree) / full.size:.0f}%)")
 
 
 if __name__ == "__main__":
