@@ -286,6 +286,9 @@ def build_parser():
     p.add_argument("path")
     p.set_defaults(func=cmd_info)
 
+    from tf_bert_seqgen import training_cli
+
+    training_cli.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,197 @@
+"""`tf-bert-seqgen finetune` and `tf-bert-seqgen evaluate` (registered by `cli.py` via `add_commands`).
+
+    tf-bert-seqgen finetune --init share:<bert dir> --train train.tsv --eval dev.tsv --out runs/fusion \\
+        --steps 600 --batch-size 16 --learning-rate 0.05 --warmup 100
+    tf-bert-seqgen evaluate --model runs/fusion/model --data test.tsv
+
+Also runnable alone: `python -m tf_bert_seqgen.training_cli finetune ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+STRATEGIES = ("none", "mirrored", "multi-worker")
+
+
+def make_strategy(name: str):
+    """A tf.distribute strategy by name. Create it first: MultiWorkerMirroredStrategy must exist before
+    any other TensorFlow op runs (it configures the collective ops of the process); it reads TF_CONFIG."""
+    import tensorflow as tf
+
+    if name == "none":
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def training_config(args):
+    from tf_bert_seqgen.training import TrainingConfig
+
+    generation = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens}
+    return TrainingConfig(
+        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.warmup,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
+        global_clipnorm=args.global_clipnorm or None,
+        label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
+        max_target_length=args.max_target_length, steps_per_checkpoint=args.steps_per_checkpoint,
+        eval_every=args.eval_every, mixed_precision=args.mixed_precision and f"mixed_{args.mixed_precision}",
+        seed=args.seed, verbose=args.verbose, generation=generation)
+
+
+def cmd_finetune(args):
+    strategy = make_strategy(args.strategy)  # before anything else touches TensorFlow
+    from tf_bert_seqgen import training
+
+    kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
+    tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
+    config = training_config(args)
+
+    def init():
+        return training.build_model(args.init, tokenizer, dropout=args.dropout)
+
+    model, history = training.finetune(init, tokenizer, args.train, args.out, config, eval_data=args.eval,
+                                       strategy=strategy, export=not args.no_export)
+    out = training.worker_dir(args.out, strategy)
+    schedule = training.WarmupRsqrtDecay(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps)
+    report = {"out": out, "model": os.path.join(out, "model"), "steps": int(model.optimizer.iterations.numpy()),
+              "parameters": model.count_params(), "peak_learning_rate": schedule.peak,
+              "final": {k: v[-1] for k, v in history.items() if v and v[-1] is not None}}
+    if training.is_chief(strategy) and not args.no_export:
+        from tf_bert_seqgen.export import latest_version_dir
+
+        report["export"] = latest_version_dir(os.path.join(out, "export"))
+    print(json.dumps(report, indent=2))
+
+
+def _saved_model_generator(path):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tokenizer ops
+
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+
+    def run(batch):
+        return [t.decode("utf-8") for t in signature(text=tf.constant(batch))["generated_text"].numpy()]
+    return run
+
+
+def predict(path: str, sources, batch_size: int = 32, **generation_options) -> list[str]:
+    """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours)."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        if generation_options:
+            raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")
+        run = _saved_model_generator(path)
+        return [text for start in range(0, len(sources), batch_size)
+                for text in run(list(sources[start:start + batch_size]))]
+    from tf_bert_seqgen import EncoderDecoder
+    from tf_bert_seqgen.tokenizers import load_tokenizer
+    from tf_bert_seqgen.training import generate_texts
+
+    model = EncoderDecoder.from_pretrained(path)
+    return generate_texts(model, load_tokenizer(path), list(sources), batch_size, **generation_options)
+
+
+def _evaluation_tokenizer(path: str, tokenizer_dir: str | None):
+    """The tokenizer that writes the references for `--references tokenizer`: --tokenizer, else the
+    checkpoint's, else the one `finetune` stores in a SavedModel's assets.extra; None if there is none."""
+    from tf_bert_seqgen.tokenizers import load_tokenizer
+    from tf_bert_seqgen.training import EXPORT_TOKENIZER_DIR
+
+    for directory in (tokenizer_dir, path, os.path.join(path, EXPORT_TOKENIZER_DIR)):
+        if directory and any(os.path.isfile(os.path.join(directory, name)) for name in ("vocab.txt", "spiece.model")):
+            return load_tokenizer(directory)
+    return None
+
+
+def cmd_evaluate(args):
+    from tf_bert_seqgen.metrics import compute_metrics
+    from tf_bert_seqgen.training import as_tokenizer_writes, read_pairs
+
+    path = args.model
+    if path is None:
+        from tf_bert_seqgen.cli import default_model_dir
+
+        path = default_model_dir()
+    pairs = read_pairs(args.data)
+    options = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    predictions = predict(path, sources, args.batch_size, **options)
+    view = args.references
+    tokenizer = _evaluation_tokenizer(path, args.tokenizer) if view == "tokenizer" else None
+    if tokenizer is not None:
+        sources, references = as_tokenizer_writes(tokenizer, sources), as_tokenizer_writes(tokenizer, references)
+    else:
+        view = "raw"
+    metrics = compute_metrics(sources, predictions, references)
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            f.writelines(p.replace("\n", " ") + "\n" for p in predictions)
+    print(json.dumps({"model": path, "data": args.data, "examples": len(pairs), "references": view, **metrics},
+                     indent=2))
+
+
+def add_commands(subparsers):
+    """Registers `finetune` and `evaluate` on the `tf-bert-seqgen` sub-command parser."""
+    p = subparsers.add_parser("finetune", help="fine-tune (warm-started or random) on (source, target) pairs")
+    p.add_argument("--init", required=True,
+                   help="bert:<dir> (BERT2BERT), share:<dir> (BERTSHARE), bert2rnd:<dir>, random[:<dir>] "
+                        "(RND2RND, config from dir), model:<dir> (continue a saved model)")
+    p.add_argument("--tokenizer", help="tokenizer directory (default: the --init directory)")
+    p.add_argument("--train", required=True, help=".tsv (source<TAB>target) or .jsonl ({source, target})")
+    p.add_argument("--eval", help="dev data: dev loss and generation metrics at each checkpoint")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model/, export/)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=32, help="global batch (all replicas)")
+    p.add_argument("--learning-rate", type=float, default=0.05,
+                   help="scale of the warm-up + rsqrt schedule (the paper: 0.05); peak = lr / sqrt(hidden * warmup)")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    p.add_argument("--optimizer", choices=["adam", "adamw"], default="adam")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW only")
+    p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient tensor's norm; 0 = none")
+    p.add_argument("--global-clipnorm", type=float, help="clip the norm of all gradients together")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, help="override hidden and attention dropout")
+    p.add_argument("--max-source-length", type=int, default=128)
+    p.add_argument("--max-target-length", type=int, default=128)
+    p.add_argument("--steps-per-checkpoint", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=1, help="generation metrics every N checkpoints (0: at end)")
+    p.add_argument("--num-beams", type=int, default=1, help="decoding for evaluation and the export")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
+    p.add_argument("--strategy", choices=STRATEGIES, default="none",
+                   help="multi-worker reads TF_CONFIG; non-chief workers write under OUT/worker_<i>")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (0, 1 progress bar, 2 a line)")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.set_defaults(func=cmd_finetune)
+
+    p = subparsers.add_parser("evaluate", help="ROUGE / BLEU / SARI / exact match of a model on (source, target) data")
+    p.add_argument("--model", help="checkpoint directory or exported SavedModel (default: the shipped model)")
+    p.add_argument("--data", required=True, help=".tsv or .jsonl")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-beams", type=int, help="checkpoints only (a SavedModel's decoding is fixed)")
+    p.add_argument("--max-new-tokens", type=int, help="checkpoints only")
+    p.add_argument("--predictions", help="write the predictions here, one per line")
+    p.add_argument("--references", choices=["tokenizer", "raw"], default="tokenizer",
+                   help="tokenizer: score against the targets as the model's tokenizer writes them (lowercased "
+                        "for uncased models; the default when a tokenizer is found), raw: as given")
+    p.add_argument("--tokenizer", help="tokenizer directory for --references tokenizer (default: the model's)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tf_bert_seqgen.training_cli")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
