@@ -228,3 +228,31 @@ def test_warm_start_recipes(recipe):
     assert np.array_equal(dec_query, enc_query) == (recipe != "bert2rnd")
     logits = model({"input_ids": ids, "attention_mask": mask, "decoder_input_ids": ids[:, :4]})
     assert logits.shape == (2, 4, 30522) and np.isfinite(logits.numpy()).all()
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_cross_attention_from_self_attention(share):
+    tensors = load_file(os.path.join(MINILM_DIR, "model.safetensors"))
+    tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}
+    model = EncoderDecoder.from_encoder_decoder_pretrained(MINILM_DIR, MINILM_DIR, share=share,
+                                                           cross_attention="self_attention")
+    for i, layer in enumerate(model.decoder.transformer_layers):
+        cross = layer.cross_attention
+        prefix = f"encoder.layer.{i}.attention"
+        for dense, name in ((cross.query, "self.query"), (cross.key, "self.key"), (cross.value, "self.value"),
+                            (cross.output_dense, "output.dense")):
+            np.testing.assert_array_equal(dense.kernel.numpy(), tensors[f"{prefix}.{name}.weight"].T)
+            np.testing.assert_array_equal(dense.bias.numpy(), tensors[f"{prefix}.{name}.bias"])
+        np.testing.assert_array_equal(cross.layer_norm.gamma.numpy(), tensors[f"{prefix}.output.LayerNorm.weight"])
+        # A copy, not the same variable: fine-tuning moves the two apart.
+        assert cross.query.kernel is not layer.self_attention.query.kernel
+    paper = EncoderDecoder.from_encoder_decoder_pretrained(MINILM_DIR, MINILM_DIR, share=share)
+    random_query = paper.decoder.transformer_layers[0].cross_attention.query.kernel.numpy()
+    assert not np.allclose(random_query, tensors["encoder.layer.0.attention.self.query.weight"].T)
+
+
+def test_cross_attention_from_self_attention_needs_a_pretrained_decoder():
+    with pytest.raises(ValueError, match="random decoder"):
+        EncoderDecoder.from_encoder_decoder_pretrained(MINILM_DIR, None, cross_attention="self_attention")
+    with pytest.raises(ValueError, match="cross_attention must be one of"):
+        EncoderDecoder.from_encoder_decoder_pretrained(MINILM_DIR, MINILM_DIR, cross_attention="copy")

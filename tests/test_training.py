@@ -198,6 +198,17 @@ def test_init_specs_warm_start_from_the_checkpoint(tiny_dir, tokenizer):
         training.parse_init("share")
 
 
+def test_init_spec_with_cross_attention_from_self_attention(tiny_dir):
+    bert = load_file(str(tiny_dir / "model.safetensors"))
+    two = training.build_model(f"bert:{tiny_dir}", dropout=0.2, cross_attention="self_attention")
+    assert two.config.decoder.hidden_dropout_prob == 0.2
+    for i, layer in enumerate(two.decoder.transformer_layers):
+        np.testing.assert_array_equal(layer.cross_attention.value.kernel.numpy(),
+                                      bert[f"encoder.layer.{i}.attention.self.value.weight"].T)
+    with pytest.raises(ValueError, match="applies to warm starts"):
+        training.build_model(f"random:{tiny_dir}", cross_attention="self_attention")
+
+
 # --- training ------------------------------------------------------------------------------------------------
 
 def test_finetune_memorises_pairs_and_reports_metrics(tiny_dir, tokenizer, tmp_path):
@@ -300,7 +311,8 @@ class SummedClipSGD(training._ClipSummedGradients, keras.optimizers.SGD):
     pass
 
 
-def _make_sgd(learning_rate, hidden_size, warmup_steps, optimizer, weight_decay, clipnorm, global_clipnorm):
+def _make_sgd(learning_rate, hidden_size, warmup_steps, optimizer, weight_decay, clipnorm, global_clipnorm,
+              epsilon=None):
     return SummedClipSGD(learning_rate, clipnorm=clipnorm, global_clipnorm=global_clipnorm)
 
 

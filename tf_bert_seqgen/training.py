@@ -150,15 +150,16 @@ class AdamW(_ClipSummedGradients, keras.optimizers.AdamW):
 
 def make_optimizer(learning_rate: float = 0.05, hidden_size: int = 1024, warmup_steps: int = 40000,
                    optimizer: str = "adam", weight_decay: float = 0.01, clipnorm: float | None = 1.0,
-                   global_clipnorm: float | None = None):
+                   global_clipnorm: float | None = None, epsilon: float = ADAM_EPSILON):
     """Adam (the paper; tensor2tensor's betas and epsilon) or AdamW over
     `WarmupRsqrtDecay(learning_rate, hidden_size, warmup_steps)`.
 
     clipnorm: clip each gradient tensor to this norm; global_clipnorm: clip all of them together
     (BERT's 1.0). Both act on the gradient summed over replicas (see `_ClipSummedGradients`).
+    epsilon: Adam's epsilon; tensor2tensor's 1e-9 by default, BERT's pre-training used 1e-6.
     """
     schedule = WarmupRsqrtDecay(learning_rate, hidden_size, warmup_steps)
-    common = dict(learning_rate=schedule, beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2, epsilon=ADAM_EPSILON,
+    common = dict(learning_rate=schedule, beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2, epsilon=epsilon,
                   clipnorm=clipnorm, global_clipnorm=global_clipnorm)
     if optimizer == "adam":
         return Adam(**common)
@@ -426,16 +427,20 @@ def parse_init(spec: str) -> tuple[str, str | None]:
     return kind, directory or None
 
 
-def build_model(spec: str, tokenizer=None, dropout: float | None = None):
+def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_attention: str = "random"):
     """The `EncoderDecoder` an init spec describes (see `parse_init`). Call it inside `strategy.scope()`.
 
-    `tokenizer` sizes `random` without a directory; `dropout` overrides the hidden and attention dropout.
+    `tokenizer` sizes `random` without a directory; `dropout` overrides the hidden and attention dropout;
+    `cross_attention` ("random" or "self_attention") is how BERT2BERT / BERTSHARE start the decoder's
+    cross-attention (`checkpoints.bert.warm_start`).
     """
     from tf_bert_seqgen.checkpoints import bert, hf
     from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
     from tf_bert_seqgen.models import EncoderDecoder
 
     kind, directory = parse_init(spec)
+    if cross_attention != "random" and kind not in ("bert", "share"):
+        raise ValueError(f"cross_attention={cross_attention!r} applies to warm starts (bert:, share:), not {kind}:")
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
 
     def stack(config):
@@ -463,17 +468,10 @@ def build_model(spec: str, tokenizer=None, dropout: float | None = None):
         config = stack(bert.bert_config(directory) if values.get("model_type", "bert") == "bert"
                        else BertForSeqGenerationConfig.from_dict(values))
         return EncoderDecoder.from_config(EncoderDecoderConfig(config, config))
-    if not overrides:
-        decoder = {"bert": directory, "share": directory, "bert2rnd": None}[kind]
-        return EncoderDecoder.from_encoder_decoder_pretrained(directory, decoder, share=kind == "share")
-    # `warm_start` takes the checkpoint's config as is: build with the new dropout, then load BERT into it.
     directory = hf.resolve(directory)
-    config = stack(bert.bert_config(directory))
-    model = EncoderDecoder.from_config(EncoderDecoderConfig(config, config, share=kind == "share"))
-    bert.load_bert_into(model.encoder, directory)
-    if kind == "bert":
-        bert.load_bert_into(model.decoder, directory)
-    return model
+    decoder = {"bert": directory, "share": directory, "bert2rnd": None}[kind]
+    return bert.warm_start(directory, decoder, share=kind == "share", config=stack(bert.bert_config(directory)),
+                           cross_attention=cross_attention)
 
 
 def load_init_tokenizer(spec: str, tokenizer_dir: str | None = None):
@@ -501,6 +499,7 @@ class TrainingConfig:
     weight_decay: float = 0.01  # AdamW only
     clipnorm: float | None = 1.0
     global_clipnorm: float | None = None
+    adam_epsilon: float = ADAM_EPSILON
     label_smoothing: float = 0.0
     max_source_length: int = 128
     max_target_length: int = 128
@@ -570,7 +569,7 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
         model = build_model(init, tokenizer) if isinstance(init, str) else init()
         model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
                                      config.optimizer, config.weight_decay, config.clipnorm,
-                                     config.global_clipnorm),
+                                     config.global_clipnorm, config.adam_epsilon),
                       label_smoothing=config.label_smoothing)
 
     steps_per_epoch = min(config.steps_per_checkpoint, config.steps)

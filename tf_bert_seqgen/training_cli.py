@@ -38,7 +38,7 @@ def training_config(args):
     return TrainingConfig(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.warmup,
         optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
-        global_clipnorm=args.global_clipnorm or None,
+        global_clipnorm=args.global_clipnorm or None, adam_epsilon=args.adam_epsilon,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, steps_per_checkpoint=args.steps_per_checkpoint,
         eval_every=args.eval_every, mixed_precision=args.mixed_precision and f"mixed_{args.mixed_precision}",
@@ -50,11 +50,14 @@ def cmd_finetune(args):
     from tf_bert_seqgen import training
 
     kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
+    if args.cross_attention != "random" and kind not in ("bert", "share"):
+        raise ValueError(f"--cross-attention {args.cross_attention} applies to --init bert: or share:, not {kind}:")
     tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
     config = training_config(args)
 
     def init():
-        return training.build_model(args.init, tokenizer, dropout=args.dropout)
+        return training.build_model(args.init, tokenizer, dropout=args.dropout,
+                                    cross_attention=args.cross_attention)
 
     model, history = training.finetune(init, tokenizer, args.train, args.out, config, eval_data=args.eval,
                                        strategy=strategy, export=not args.no_export)
@@ -155,8 +158,12 @@ def add_commands(subparsers):
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW only")
     p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient tensor's norm; 0 = none")
     p.add_argument("--global-clipnorm", type=float, help="clip the norm of all gradients together")
+    p.add_argument("--adam-epsilon", type=float, default=1e-9, help="tensor2tensor's 1e-9; BERT's is 1e-6")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--dropout", type=float, help="override hidden and attention dropout")
+    p.add_argument("--cross-attention", choices=["random", "self_attention"], default="random",
+                   help="bert:/share: start the decoder's cross-attention random (the paper) or as a copy of "
+                        "each layer's pre-trained self-attention (far better on small data)")
     p.add_argument("--max-source-length", type=int, default=128)
     p.add_argument("--max-target-length", type=int, default=128)
     p.add_argument("--steps-per-checkpoint", type=int, default=100)

@@ -1,7 +1,10 @@
 """Warm-starting a sequence-to-sequence model from BERT checkpoints (Rothe et al. 2020).
 
 The paper's set-ups: BERT2BERT (encoder and decoder from BERT, separate), BERTSHARE (one BERT for both),
-BERT2RND (BERT encoder, random decoder), RND2RND (both random). Cross-attention always starts random.
+BERT2RND (BERT encoder, random decoder), RND2RND (both random). In the paper, cross-attention starts
+random; `cross_attention="self_attention"` starts each decoder layer's cross-attention as a copy of that
+layer's pre-trained self-attention instead (on small data the decoder otherwise learns to ignore the
+source: see benchmarks/warm_start/results.md).
 
 BERT adds a segment embedding that BertGeneration lacks. Every input here is segment 0, so row 0 of
 BERT's token-type table is a constant added at every position: folding it into the position table
@@ -54,19 +57,38 @@ def _is_bert_extra(name: str) -> bool:
     return name.startswith(("pooler.", "cls.")) or name.endswith("position_ids")
 
 
-def load_bert_into(stack, directory: str):
-    """Copies BERT's weights into an encoder or decoder stack; cross-attention and LM-head bias stay."""
-    entries = [e for e in bind([(stack, hf_name)])
+CROSS_ATTENTION_INITS = ("random", "self_attention")
+
+
+def load_bert_into(stack, directory: str, cross_attention: str = "random", tensors: dict | None = None):
+    """Copies BERT's weights into an encoder or decoder stack; the LM-head bias stays.
+
+    cross_attention: "random" leaves a decoder's cross-attention as initialised (the paper);
+    "self_attention" copies each layer's BERT self-attention (Q, K, V, output, LayerNorm) into it.
+    tensors: `bert_tensors(directory)`, when the caller has read them already.
+    """
+    if cross_attention not in CROSS_ATTENTION_INITS:
+        raise ValueError(f"cross_attention must be one of {CROSS_ATTENTION_INITS}, got {cross_attention!r}")
+
+    def naming(canonical):
+        if cross_attention == "self_attention":
+            canonical = canonical.replace("/cross_attention/", "/self_attention/")
+        return hf_name(canonical)
+
+    entries = [e for e in bind([(stack, naming)])
                if "crossattention" not in e.name and not e.name.startswith("lm_head")]
-    assign(entries, bert_tensors(directory), directory, ignore=_is_bert_extra)
+    assign(entries, bert_tensors(directory) if tensors is None else tensors, directory, ignore=_is_bert_extra)
 
 
 def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertForSeqGenerationConfig | None = None,
-               decoder_start_token_id=None):
+               decoder_start_token_id=None, cross_attention: str = "random"):
     """Builds BERT2BERT / BERTSHARE / BERT2RND / RND2RND.
 
-    encoder_path / decoder_path: BERT directories (or hub names); None means random init. `config` is
-    needed when both are None (RND2RND) and otherwise defaults to the checkpoint's.
+    encoder_path / decoder_path: BERT directories (or hub names); None means random init.
+    config: the stack config; defaults to the checkpoint's, and RND2RND needs it. Given with a
+        checkpoint, it may change what the weights do not fix (dropout, ...); shapes must still fit.
+    cross_attention: "random" (the paper) or "self_attention" (see the module docstring); the latter
+        needs a pre-trained decoder (BERT2BERT, BERTSHARE).
     """
     from tf_bert_seqgen.models import EncoderDecoder
 
@@ -75,17 +97,25 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
     if share and decoder_dir and encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(decoder_dir):
         raise ValueError("share=True uses one checkpoint for both stacks; got two different paths")
     if share:
-        decoder_dir = None
+        # The shared stacks differ only in the decoder's cross-attention (and LM-head bias): load the
+        # checkpoint into the decoder too only when cross-attention is to come from it.
+        decoder_dir = encoder_dir if cross_attention != "random" else None
+    if cross_attention != "random" and not decoder_dir:
+        raise ValueError(f"cross_attention={cross_attention!r} copies the decoder's pre-trained self-attention; "
+                         "a random decoder (BERT2RND, RND2RND) has none")
     known = encoder_dir or decoder_dir
-    stack_config = bert_config(known) if known else config
+    stack_config = config or (bert_config(known) if known else None)
     if stack_config is None:
         raise ValueError("random init of both stacks (RND2RND) needs a `config`")
-    if known and decoder_dir and encoder_dir and bert_config(decoder_dir) != stack_config:
+    if not share and decoder_dir and encoder_dir and bert_config(decoder_dir) != bert_config(encoder_dir):
         raise ValueError("encoder and decoder checkpoints have different configs; BERT2BERT needs one shape")
     model = EncoderDecoder.from_config(EncoderDecoderConfig(stack_config, stack_config, share=share,
                                                             decoder_start_token_id=decoder_start_token_id))
-    if encoder_dir:
-        load_bert_into(model.encoder, encoder_dir)
-    if decoder_dir:
-        load_bert_into(model.decoder, decoder_dir)
+    tensors = {}
+    for stack, directory, cross in ((model.encoder, encoder_dir, "random"),
+                                    (model.decoder, decoder_dir, cross_attention)):
+        if directory:
+            if directory not in tensors:
+                tensors[directory] = bert_tensors(directory)
+            load_bert_into(stack, directory, cross, tensors[directory])
     return model
