@@ -384,7 +384,7 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
     training_cli.main(["finetune", "--init", f"share:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
                        "--eval", str(tiny_dir / "dev.jsonl"), "--out", str(out), "--steps", "30",
                        "--batch-size", "4", "--learning-rate", "0.5", "--warmup", "10", "--steps-per-checkpoint", "15",
-                       "--max-new-tokens", "16", "--verbose", "0"])
+                       "--max-new-tokens", "16", "--verbose", "0", "--cross-attention", "self_attention"])
     report = json.loads(capsys.readouterr().out)
     assert report["steps"] == 30 and report["export"] == str(out / "export" / "1")
     assert report["peak_learning_rate"] == pytest.approx(0.5 / (64 * 10) ** 0.5)
@@ -405,3 +405,7 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
         [s for s, _ in PAIRS], results["checkpoint"]["predictions"], [t for _, t in PAIRS])["sari"])
     with pytest.raises(ValueError, match="--init"):
         training.parse_init("gpt2:somewhere")
+    with pytest.raises(ValueError, match="--cross-attention self_attention applies to --init bert: or share:"):
+        training_cli.main(["finetune", "--init", f"random:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
+                           "--out", str(tmp_path / "never"), "--cross-attention", "self_attention"])
+    assert not (tmp_path / "never").exists()
