@@ -145,19 +145,21 @@ class BertForSeqGenerationDecoder(keras.Model):
         """
         max_length = tf.shape(self_attention_cache[0][0])[2]
         length = tf.shape(input_ids)[1]
-        dtype = self_attention_cache[0][0].dtype
-        # One-hot placement keeps every shape static (XLA) and uses only core ops (TF Serving without XLA).
-        placement = tf.one_hot(cache_index + tf.range(length), max_length, dtype=dtype)  # [t, m]
-        keep = 1.0 - tf.reduce_sum(placement, axis=0)[:, None]  # [m, 1]
         self_bias = causal_bias(length, max_length, query_offset=cache_index)
+        # [b, n, t, 3] cache coordinates of the new keys / values. A scatter writes only those rows (XLA
+        # and TF Serving take it); re-building the cache by masks costs more each step than the attention.
+        batch, heads = tf.shape(input_ids)[0], self.config.num_attention_heads
+        rows, heads, positions = tf.meshgrid(tf.range(batch), tf.range(heads), cache_index + tf.range(length),
+                                             indexing="ij")
+        cache_coordinates = tf.stack([rows, heads, positions], axis=-1)
         cross_bias = padding_bias(encoder_attention_mask) if encoder_attention_mask is not None else 0.0
         hidden = self.embeddings(input_ids, position_offset=cache_index)
         new_cache = []
         for layer, (cache_key, cache_value), cross_kv in zip(self.transformer_layers, self_attention_cache,
                                                               cross_attention_cache, strict=True):
             key, value = layer.self_attention.project_key_value(hidden)  # [b, n, t, d]
-            key = cache_key * keep + tf.einsum("bntd,tm->bnmd", key, placement)
-            value = cache_value * keep + tf.einsum("bntd,tm->bnmd", value, placement)
+            key = tf.tensor_scatter_nd_update(cache_key, cache_coordinates, key)
+            value = tf.tensor_scatter_nd_update(cache_value, cache_coordinates, value)
             new_cache.append((key, value))
             hidden = layer(hidden, self_bias, self_key_value=(key, value), cross_key_value=cross_kv,
                            cross_attention_bias=cross_bias)
