@@ -284,11 +284,6 @@ class LMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden):
-        batch, length = tf.shape(hidden)[0], tf.shape(hidden)[1]
-        # One [b*t, h] x [h, v] product: a [b, t, h] x [v, h] batched product re-reads the whole
-        # embedding matrix for every batch row, which dominates decode steps with several rows.
-        rows = tf.reshape(hidden, [-1, hidden.shape[-1]])
-        logits = tf.matmul(rows, tf.cast(self.embeddings.embeddings, hidden.dtype), transpose_b=True)
-        logits = tf.nn.bias_add(logits, tf.cast(self.bias, logits.dtype))
+        logits = tf.matmul(hidden, tf.cast(self.embeddings.embeddings, hidden.dtype), transpose_b=True)
         # Softmax, beam scores and losses want float32 even when the weights are bfloat16.
-        return tf.cast(tf.reshape(logits, [batch, length, -1]), tf.float32)
+        return tf.cast(logits + tf.cast(self.bias, logits.dtype), tf.float32)
