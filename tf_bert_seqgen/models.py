@@ -148,9 +148,9 @@ class BertForSeqGenerationDecoder(keras.Model):
         self_bias = causal_bias(length, max_length, query_offset=cache_index)
         # [b, n, t, 3] cache coordinates of the new keys / values. A scatter writes only those rows (XLA
         # and TF Serving take it); re-building the cache by masks costs more each step than the attention.
-        batch, heads = tf.shape(input_ids)[0], self.config.num_attention_heads
-        rows, heads, positions = tf.meshgrid(tf.range(batch), tf.range(heads), cache_index + tf.range(length),
-                                             indexing="ij")
+        rows, heads, positions = tf.meshgrid(tf.range(tf.shape(input_ids)[0]),
+                                             tf.range(self.config.num_attention_heads),
+                                             cache_index + tf.range(length), indexing="ij")
         cache_coordinates = tf.stack([rows, heads, positions], axis=-1)
         cross_bias = padding_bias(encoder_attention_mask) if encoder_attention_mask is not None else 0.0
         hidden = self.embeddings(input_ids, position_offset=cache_index)
