@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from tf_bert_seqgen.checkpoints import hf
-from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name, stack_parameters
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
 
 
@@ -60,24 +60,19 @@ def _is_bert_extra(name: str) -> bool:
 CROSS_ATTENTION_INITS = ("random", "self_attention")
 
 
-def load_bert_into(stack, directory: str, cross_attention: str = "random", tensors: dict | None = None):
-    """Copies BERT's weights into an encoder or decoder stack; the LM-head bias stays.
-
-    cross_attention: "random" leaves a decoder's cross-attention as initialised (the paper);
-    "self_attention" copies each layer's BERT self-attention (Q, K, V, output, LayerNorm) into it.
-    tensors: `bert_tensors(directory)`, when the caller has read them already.
-    """
-    if cross_attention not in CROSS_ATTENTION_INITS:
-        raise ValueError(f"cross_attention must be one of {CROSS_ATTENTION_INITS}, got {cross_attention!r}")
-
-    def naming(canonical):
-        if cross_attention == "self_attention":
-            canonical = canonical.replace("/cross_attention/", "/self_attention/")
-        return hf_name(canonical)
-
-    entries = [e for e in bind([(stack, naming)])
+def load_bert_into(stack, directory: str):
+    """Copies BERT's weights into an encoder or decoder stack; cross-attention and LM-head bias stay."""
+    entries = [e for e in bind([(stack, hf_name)])
                if "crossattention" not in e.name and not e.name.startswith("lm_head")]
-    assign(entries, bert_tensors(directory) if tensors is None else tensors, directory, ignore=_is_bert_extra)
+    assign(entries, bert_tensors(directory), directory, ignore=_is_bert_extra)
+
+
+def copy_self_attention_to_cross_attention(decoder):
+    """Each decoder layer's cross-attention (Q, K, V, output, LayerNorm) := a copy of its self-attention."""
+    parameters = dict(stack_parameters(decoder))
+    for name, variable in parameters.items():
+        if "/cross_attention/" in name:
+            variable.assign(parameters[name.replace("/cross_attention/", "/self_attention/")])
 
 
 def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertForSeqGenerationConfig | None = None,
@@ -96,26 +91,25 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
     decoder_dir = hf.resolve(decoder_path) if decoder_path else None
     if share and decoder_dir and encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(decoder_dir):
         raise ValueError("share=True uses one checkpoint for both stacks; got two different paths")
-    if share:
-        # The shared stacks differ only in the decoder's cross-attention (and LM-head bias): load the
-        # checkpoint into the decoder too only when cross-attention is to come from it.
-        decoder_dir = encoder_dir if cross_attention != "random" else None
-    if cross_attention != "random" and not decoder_dir:
+    if cross_attention not in CROSS_ATTENTION_INITS:
+        raise ValueError(f"cross_attention must be one of {CROSS_ATTENTION_INITS}, got {cross_attention!r}")
+    if cross_attention != "random" and not (decoder_dir or share and encoder_dir):
         raise ValueError(f"cross_attention={cross_attention!r} copies the decoder's pre-trained self-attention; "
                          "a random decoder (BERT2RND, RND2RND) has none")
+    if share:
+        decoder_dir = None  # the decoder's self-attention and feed-forward are the encoder's
     known = encoder_dir or decoder_dir
     stack_config = config or (bert_config(known) if known else None)
     if stack_config is None:
         raise ValueError("random init of both stacks (RND2RND) needs a `config`")
-    if not share and decoder_dir and encoder_dir and bert_config(decoder_dir) != bert_config(encoder_dir):
+    if decoder_dir and encoder_dir and bert_config(decoder_dir) != bert_config(encoder_dir):
         raise ValueError("encoder and decoder checkpoints have different configs; BERT2BERT needs one shape")
     model = EncoderDecoder.from_config(EncoderDecoderConfig(stack_config, stack_config, share=share,
                                                             decoder_start_token_id=decoder_start_token_id))
-    tensors = {}
-    for stack, directory, cross in ((model.encoder, encoder_dir, "random"),
-                                    (model.decoder, decoder_dir, cross_attention)):
-        if directory:
-            if directory not in tensors:
-                tensors[directory] = bert_tensors(directory)
-            load_bert_into(stack, directory, cross, tensors[directory])
+    if encoder_dir:
+        load_bert_into(model.encoder, encoder_dir)
+    if decoder_dir:
+        load_bert_into(model.decoder, decoder_dir)
+    if cross_attention == "self_attention":
+        copy_self_attention_to_cross_attention(model.decoder)
     return model
