@@ -205,7 +205,7 @@ def test_init_spec_with_cross_attention_from_self_attention(tiny_dir):
     for i, layer in enumerate(two.decoder.transformer_layers):
         np.testing.assert_array_equal(layer.cross_attention.value.kernel.numpy(),
                                       bert[f"encoder.layer.{i}.attention.self.value.weight"].T)
-    with pytest.raises(ValueError, match="applies to warm starts"):
+    with pytest.raises(ValueError, match="applies to --init bert: or share:"):
         training.build_model(f"random:{tiny_dir}", cross_attention="self_attention")
 
 

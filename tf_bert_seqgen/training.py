@@ -427,6 +427,12 @@ def parse_init(spec: str) -> tuple[str, str | None]:
     return kind, directory or None
 
 
+def check_cross_attention(kind: str, cross_attention: str):
+    """A cross-attention start other than random needs a warm start with a pre-trained decoder."""
+    if cross_attention != "random" and kind not in ("bert", "share"):
+        raise ValueError(f"--cross-attention {cross_attention} applies to --init bert: or share:, not {kind}:")
+
+
 def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_attention: str = "random"):
     """The `EncoderDecoder` an init spec describes (see `parse_init`). Call it inside `strategy.scope()`.
 
@@ -439,8 +445,7 @@ def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_a
     from tf_bert_seqgen.models import EncoderDecoder
 
     kind, directory = parse_init(spec)
-    if cross_attention != "random" and kind not in ("bert", "share"):
-        raise ValueError(f"cross_attention={cross_attention!r} applies to warm starts (bert:, share:), not {kind}:")
+    check_cross_attention(kind, cross_attention)
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
 
     def stack(config):

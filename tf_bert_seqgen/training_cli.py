@@ -50,8 +50,7 @@ def cmd_finetune(args):
     from tf_bert_seqgen import training
 
     kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
-    if args.cross_attention != "random" and kind not in ("bert", "share"):
-        raise ValueError(f"--cross-attention {args.cross_attention} applies to --init bert: or share:, not {kind}:")
+    training.check_cross_attention(kind, args.cross_attention)
     tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
     config = training_config(args)
 
