@@ -241,14 +241,14 @@ def test_cross_attention_from_self_attention(share):
         prefix = f"encoder.layer.{i}.attention"
         for dense, name in ((cross.query, "self.query"), (cross.key, "self.key"), (cross.value, "self.value"),
                             (cross.output_dense, "output.dense")):
-            np.testing.assert_array_equal(dense.kernel.numpy(), tensors[f"{prefix}.{name}.weight"].T)
+            np.testing.assert_array_equal(dense.kernel.numpy(), tensors[f"{prefix}.{name}.weight"])  # both [out, in]
             np.testing.assert_array_equal(dense.bias.numpy(), tensors[f"{prefix}.{name}.bias"])
         np.testing.assert_array_equal(cross.layer_norm.gamma.numpy(), tensors[f"{prefix}.output.LayerNorm.weight"])
         # A copy, not the same variable: fine-tuning moves the two apart.
         assert cross.query.kernel is not layer.self_attention.query.kernel
     paper = EncoderDecoder.from_encoder_decoder_pretrained(MINILM_DIR, MINILM_DIR, share=share)
     random_query = paper.decoder.transformer_layers[0].cross_attention.query.kernel.numpy()
-    assert not np.allclose(random_query, tensors["encoder.layer.0.attention.self.query.weight"].T)
+    assert not np.allclose(random_query, tensors["encoder.layer.0.attention.self.query.weight"])
 
 
 def test_cross_attention_from_self_attention_needs_a_pretrained_decoder():

@@ -180,7 +180,7 @@ def test_shuffled_repeated_stream_is_a_function_of_the_seed(tokenizer):
 def test_init_specs_warm_start_from_the_checkpoint(tiny_dir, tokenizer):
     bert = load_file(str(tiny_dir / "model.safetensors"))
     words = bert["embeddings.word_embeddings.weight"]
-    query = bert["encoder.layer.1.attention.self.query.weight"].T  # PyTorch [out, in] -> Keras [in, out]
+    query = bert["encoder.layer.1.attention.self.query.weight"]  # [out, in] in PyTorch and in our kernels
     share = training.build_model(f"share:{tiny_dir}", dropout=0.3)  # BERTSHARE
     two = training.build_model(f"bert:{tiny_dir}")  # BERT2BERT
     rnd = training.build_model(f"random:{tiny_dir}")  # RND2RND
@@ -204,7 +204,7 @@ def test_init_spec_with_cross_attention_from_self_attention(tiny_dir):
     assert two.config.decoder.hidden_dropout_prob == 0.2
     for i, layer in enumerate(two.decoder.transformer_layers):
         np.testing.assert_array_equal(layer.cross_attention.value.kernel.numpy(),
-                                      bert[f"encoder.layer.{i}.attention.self.value.weight"].T)
+                                      bert[f"encoder.layer.{i}.attention.self.value.weight"])
     with pytest.raises(ValueError, match="applies to --init bert: or share:"):
         training.build_model(f"random:{tiny_dir}", cross_attention="self_attention")
 

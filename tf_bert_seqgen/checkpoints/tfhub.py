@@ -175,7 +175,8 @@ def read_module_variables(directory: str) -> dict[str, np.ndarray]:
 
 
 def tfhub_name(canonical: str, stack: str = "encoder", body_stack: str | None = None) -> tuple[str, bool]:
-    """Canonical name -> (TF Hub variable name, stored transposed?). TF kernels are [in, out] as ours.
+    """Canonical name -> (TF Hub variable name, stored transposed?). TF kernels are [in, out],
+    ours [out, in].
 
     stack: "encoder" or "decoder", the stack the canonical name belongs to. body_stack: the stack whose
     `layer_N` holds self-attention and feed-forward weights ("encoder" for a coupled decoder); cross-
@@ -195,7 +196,7 @@ def tfhub_name(canonical: str, stack: str = "encoder", body_stack: str | None = 
     else:
         inner, outer = _ATTENTION[block]
         path = {"output_dense": f"{outer}/dense", "norm": f"{outer}/LayerNorm"}.get(part, f"{inner}/{part}")
-    return f"bert/{owner}/{layer}/{path}/{leaf}", False
+    return f"bert/{owner}/{layer}/{path}/{leaf}", leaf == "kernel"
 
 
 def module_entries(model, layout: str):
@@ -534,7 +535,7 @@ def module_variables(model, layout: str = "separate") -> dict[str, np.ndarray]:
                              "this model's decoder has its own (share=False); use layout='separate'")
     tensors = {}
     for entry in module_entries(model, layout):
-        value = entry.variable.numpy()
+        value = entry.variable.numpy().T if entry.transposed else entry.variable.numpy()
         if entry.name in tensors and not np.array_equal(tensors[entry.name], value):
             raise HubModuleError(f"{entry.name}: the encoder's and the decoder's values differ, but the hub "
                                  "layout stores this weight once")

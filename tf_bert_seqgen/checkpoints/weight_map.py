@@ -58,7 +58,8 @@ _HF_NORM = {"gamma": "weight", "beta": "bias"}
 
 
 def hf_name(canonical: str) -> tuple[str, bool]:
-    """Canonical name -> (HF BertGeneration name within a stack, stored transposed?)."""
+    """Canonical name -> (HF BertGeneration name within a stack, stored transposed?). PyTorch's
+    `nn.Linear` weights are [out, in], as our kernels, so nothing is transposed."""
     parts = canonical.split("/")
     if parts[0] == "embeddings":
         if parts[1] == "norm":
@@ -77,7 +78,7 @@ def hf_name(canonical: str) -> tuple[str, bool]:
             part, f"{layer}.{attention}.{part}")
     if part == "norm":
         return f"{prefix}.{_HF_NORM[leaf]}", False
-    return f"{prefix}.{'weight' if leaf == 'kernel' else 'bias'}", leaf == "kernel"
+    return f"{prefix}.{'weight' if leaf == 'kernel' else 'bias'}", False
 
 
 @dataclasses.dataclass
@@ -113,20 +114,21 @@ def assign(entries: list[Entry], tensors: dict[str, np.ndarray], source: str, op
     problems, plan, used = [], [], set()
     for aliases in by_variable.values():
         variable = aliases[0].variable
-        values = []
+        values, present = [], False
         for entry in aliases:
             if entry.name in tensors:
                 used.add(entry.name)
-                value = np.asarray(tensors[entry.name])
-                value = value.T if entry.transposed else value
+                present = True
+                stored = np.asarray(tensors[entry.name])
+                value = stored.T if entry.transposed else stored
                 if tuple(value.shape) != tuple(variable.shape):
-                    problems.append(f"{entry.name}: shape {tuple(value.shape)} in the checkpoint "
-                                    f"(as stored: {tuple(tensors[entry.name].shape)}), model expects "
-                                    f"{tuple(variable.shape)}")
+                    expected = tuple(variable.shape)[::-1] if entry.transposed else tuple(variable.shape)
+                    problems.append(f"{entry.name}: shape {tuple(stored.shape)} in the checkpoint, the model "
+                                    f"expects {expected}")
                     continue
                 values.append((entry.name, value))
         if not values:
-            if not all(entry.name in optional for entry in aliases):
+            if not present and not all(entry.name in optional for entry in aliases):
                 problems.append(f"{aliases[0].name}: missing")
             continue
         first_name, first = values[0]
