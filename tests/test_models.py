@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 from hf_oracle import hf_encoder_decoder, random_batch
 
@@ -12,6 +13,7 @@ from tf_bert_seqgen import (
     EncoderDecoder,
     EncoderDecoderConfig,
 )
+from tf_bert_seqgen.layers import Dense
 from tf_bert_seqgen.losses import sequence_cross_entropy
 
 SHAPES = [
@@ -108,6 +110,26 @@ def test_layers_round_trip_through_get_config():
     layer = model.decoder.transformer_layers[0]
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config() and clone.has_cross_attention
+
+
+def test_dense_is_x_times_kernel_transposed_plus_bias_in_graph_and_xla():
+    """Kernels are [out, in]; under XLA the bias is subtracted negated (see `add_bias`): same values."""
+    dense = Dense(5, kernel_initializer="glorot_uniform")
+    dense.build((None, None, 3))
+    assert tuple(dense.kernel.shape) == (5, 3) and tuple(dense.bias.shape) == (5,)
+    dense.bias.assign(np.arange(5, dtype=np.float32) - 2.0)
+    rng = np.random.default_rng(0)
+    # One row, several rows, and training: each takes its own product form in `times_transposed`.
+    for shape, training in [((1, 1, 3), False), ((2, 4, 3), False), ((2, 4, 3), True)]:
+        x = rng.normal(size=shape).astype(np.float32)
+        expected = x @ dense.kernel.numpy().T + dense.bias.numpy()
+        for jit in (False, True):
+            call = tf.function(lambda v: dense(v, training=training), jit_compile=jit)
+            out = call(tf.constant(x))
+            assert out.shape == shape[:-1] + (5,)
+            np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    clone = Dense.from_config(dense.get_config())
+    assert clone.get_config() == dense.get_config()
 
 
 def test_single_stack_directories(tmp_path):

@@ -47,13 +47,39 @@ def add_bias(outputs, bias):
     return tf.nn.bias_add(outputs, bias)
 
 
+def times_transposed(x, weights, training=False):
+    """x [..., in] @ weights[out, in]^T -> [..., out], in the form that streams `weights` fastest.
+
+    Decoding multiplies a few rows (one per sequence) by every weight matrix, so speed is how fast the
+    weights stream, and TensorFlow's kernels differ by form (per product, 1024 x 1024 to 4096 x 1024,
+    measured on this project's CPUs; benchmarks/generation_benchmark.py):
+    - XLA: written as a broadcast matrix-vector product, XLA multiplies the weights as the left operand,
+      row by row; the plain product makes them a transposed right operand, 1.7-2.1x slower at 4-8 rows.
+    - Graph mode, one row: the 2-D product (fused with its BiasAdd by TensorFlow's CPU rewrite). More
+      rows: the batched product (one batch), up to 1.6x faster there.
+    - Training: the 2-D product, the fastest for many rows (the broadcast form's gradient would also
+      materialise a weight-sized tensor per row).
+    """
+    rows = tf.reshape(x, [-1, weights.shape[1]])
+    if x.shape[:-1].is_fully_defined():
+        rows.set_shape([x.shape[:-1].num_elements(), weights.shape[1]])
+    if training or rows.shape[0] == 1:
+        products = tf.matmul(rows, weights, transpose_b=True)
+    elif tf.__internal__.get_enclosing_xla_context() is not None:
+        products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
+    else:
+        products = tf.matmul(rows[None], weights, transpose_b=True)[0]
+    products = tf.reshape(products, tf.concat([tf.shape(x)[:-1], [weights.shape[0]]], axis=0))
+    products.set_shape(x.shape[:-1] + [weights.shape[0]])  # the static shape the reshapes lost
+    return products
+
+
 class Dense(keras.layers.Layer):
     """x [..., in] -> x W^T + b [..., units]; the kernel W is stored [units, in], PyTorch's layout.
 
     Why [out, in]: a decode step is almost nothing but matrix-vector products (one row per sequence),
-    and in that layout each output is a dot product with one contiguous weight row. XLA's dot streams
-    it 1.1x (1024 x 1024) to 1.2x (4096 -> 1024) faster than Keras' [in, out] kernels, and oneDNN's
-    bfloat16 product 1.3-1.5x faster (measured per product on this project's CPUs).
+    and in that layout each output is a dot product with one contiguous weight row. Under XLA the whole
+    batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model).
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
@@ -67,12 +93,8 @@ class Dense(keras.layers.Layer):
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
         self.built = True
 
-    def call(self, inputs):
-        rows = tf.reshape(inputs, [-1, self.kernel.shape[1]])
-        outputs = add_bias(tf.matmul(rows, self.kernel, transpose_b=True), self.bias)
-        outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
-        outputs.set_shape(inputs.shape[:-1] + [self.units])  # keep the static shape the reshape lost
-        return outputs
+    def call(self, inputs, training=False):
+        return add_bias(times_transposed(inputs, self.kernel, training), self.bias)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
@@ -310,14 +332,8 @@ class LMHead(keras.layers.Layer):
         self.bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="bias")
         self.built = True
 
-    def call(self, hidden):
-        embeddings = tf.cast(self.embeddings.embeddings, hidden.dtype)
-        if hidden.shape[0] == 1 and hidden.shape[1] == 1:
-            # One row (greedy decoding of one input, shapes static): a plain matrix-vector product, which
-            # XLA runs multi-threaded and its batched form not. With more rows the batched product is
-            # the faster one in graph mode (measured on the benchmark's 50358 x 1024 head).
-            logits = tf.matmul(hidden[0], embeddings, transpose_b=True)[None]
-        else:
-            logits = tf.matmul(hidden, embeddings, transpose_b=True)
+    def call(self, hidden, training=False):
+        embeddings = tf.cast(self.embeddings.embeddings, hidden.dtype)  # [v, h]: already [out, in]
+        logits = times_transposed(hidden, embeddings, training)
         # Softmax, beam scores and losses want float32 even when the weights are bfloat16.
         return tf.cast(add_bias(logits, tf.cast(self.bias, logits.dtype)), tf.float32)
