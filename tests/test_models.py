@@ -120,7 +120,7 @@ def test_dense_is_x_times_kernel_transposed_plus_bias_in_graph_and_xla():
     dense.bias.assign(np.arange(5, dtype=np.float32) - 2.0)
     rng = np.random.default_rng(0)
     # One row, several rows, and training: each takes its own product form in `times_transposed`.
-    for shape, training in [((1, 1, 3), False), ((2, 4, 3), False), ((2, 4, 3), True)]:
+    for shape, training in [((1, 1, 3), False), ((2, 4, 3), False), ((3, 50, 3), False), ((2, 4, 3), True)]:
         x = rng.normal(size=shape).astype(np.float32)
         expected = x @ dense.kernel.numpy().T + dense.bias.numpy()
         for jit in (False, True):

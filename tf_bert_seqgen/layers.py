@@ -15,6 +15,10 @@ import tensorflow as tf
 # source) must stay finite, as in the reference, which uses the dtype's minimum.
 MASK_VALUE = -1e9
 
+# Rows up to which XLA multiplies by a weight matrix fastest as a broadcast matrix-vector product (equal
+# at 128 rows, the plain product 1.3x faster at 512; see `times_transposed`).
+_MAX_XLA_BROADCAST_ROWS = 128
+
 
 def activation(name: str):
     """The feed-forward activation of an HF config name ("gelu" is BERT's exact erf form)."""
@@ -53,8 +57,9 @@ def times_transposed(x, weights, training=False):
     Decoding multiplies a few rows (one per sequence) by every weight matrix, so speed is how fast the
     weights stream, and TensorFlow's kernels differ by form (per product, 1024 x 1024 to 4096 x 1024,
     measured on this project's CPUs; benchmarks/generation_benchmark.py):
-    - XLA: written as a broadcast matrix-vector product, XLA multiplies the weights as the left operand,
-      row by row; the plain product makes them a transposed right operand, 1.7-2.1x slower at 4-8 rows.
+    - XLA, up to 128 rows: written as a broadcast matrix-vector product, XLA multiplies the weights as
+      the left operand, row by row; the plain product makes them a transposed right operand, 1.5-2.1x
+      slower at 4-32 rows. From 512 rows (an encoder pass) the plain product is 1.3x faster.
     - Graph mode, one row: the 2-D product (fused with its BiasAdd by TensorFlow's CPU rewrite). More
       rows: the batched product (one batch), up to 1.6x faster there.
     - Training: the 2-D product, the fastest for many rows (the broadcast form's gradient would also
@@ -63,10 +68,12 @@ def times_transposed(x, weights, training=False):
     rows = tf.reshape(x, [-1, weights.shape[1]])
     if x.shape[:-1].is_fully_defined():
         rows.set_shape([x.shape[:-1].num_elements(), weights.shape[1]])
-    if training or rows.shape[0] == 1:
-        products = tf.matmul(rows, weights, transpose_b=True)
-    elif tf.__internal__.get_enclosing_xla_context() is not None:
+    row_count = rows.shape[0]
+    under_xla = tf.__internal__.get_enclosing_xla_context() is not None
+    if under_xla and not training and row_count is not None and 1 < row_count <= _MAX_XLA_BROADCAST_ROWS:
         products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
+    elif training or under_xla or row_count == 1:
+        products = tf.matmul(rows, weights, transpose_b=True)
     else:
         products = tf.matmul(rows[None], weights, transpose_b=True)[0]
     products = tf.reshape(products, tf.concat([tf.shape(x)[:-1], [weights.shape[0]]], axis=0))
