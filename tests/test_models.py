@@ -124,7 +124,7 @@ def test_dense_is_x_times_kernel_transposed_plus_bias_in_graph_and_xla():
         x = rng.normal(size=shape).astype(np.float32)
         expected = x @ dense.kernel.numpy().T + dense.bias.numpy()
         for jit in (False, True):
-            call = tf.function(lambda v: dense(v, training=training), jit_compile=jit)
+            call = tf.function(lambda v, training=training: dense(v, training=training), jit_compile=jit)
             out = call(tf.constant(x))
             assert out.shape == shape[:-1] + (5,)
             np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
