@@ -33,8 +33,9 @@ class BandwidthProbe:
     matrix-vector product (what a batch-1 decode step is), in graph mode and under XLA (whose dot reads
     faster than the graph's), over a buffer far larger than the caches.
 
-    The bandwidth of the shared machines this runs on moves by up to 1.7x within minutes, so the probe
-    is read between the repeats of each timing and the bound uses the best reading of that timing.
+    The bandwidth of the shared machines this runs on moves between about 40 and 78 GB/s within a
+    minute, so the probe is read between the repeats of each timing and the bound uses the best reading
+    of that timing.
     """
 
     def __init__(self, gigabytes: float):
@@ -62,6 +63,11 @@ def decoder_step_bytes(config: BertForSeqGenerationConfig, dtype_bytes=4) -> int
     h, i = config.hidden_size, config.intermediate_size
     per_layer = 4 * h * h + 2 * h * h + 2 * h * i
     return dtype_bytes * (config.num_hidden_layers * per_layer + config.vocab_size * h)
+
+
+def bound_ms(step_bytes: int, bandwidth: float) -> float:
+    """The memory bound of one decode step: its weight bytes over the read bandwidth, in ms."""
+    return 1000 * step_bytes / bandwidth
 
 
 def per_token_ms(run, new_tokens: int, repeats: int, probe: BandwidthProbe) -> tuple[float, float]:
@@ -160,9 +166,9 @@ def main(argv=None):
         xla, xla_bandwidth = per_token_ms(ours(model, ids, beams, True), args.new_tokens, args.repeats, probe)
         torch_ms = (per_token_ms(reference(hf, ids, beams), args.new_tokens, args.repeats, probe)[0] if hf
                     else float("nan"))
-        graph_bound, xla_bound = (1000 * step_bytes / b for b in (graph_bandwidth, xla_bandwidth))
         print(f"{name:<11} {graph:12.1f} {xla:11.1f} {torch_ms:12.1f} {torch_ms / graph:11.2f} "
-              f"{torch_ms / xla:9.2f} {graph / graph_bound:11.2f} {xla / xla_bound:9.2f} "
+              f"{torch_ms / xla:9.2f} {graph / bound_ms(step_bytes, graph_bandwidth):11.2f} "
+              f"{xla / bound_ms(step_bytes, xla_bandwidth):9.2f} "
               f"{graph_bandwidth / 1e9:5.1f}/{xla_bandwidth / 1e9:<5.1f}")
     print("\nratios > 1 in torch/graph and torch/xla mean we are faster; x/bound is how far above the "
           "memory-bandwidth bound each mode runs (1.00 = at the bound; the bound is a batch-1 greedy step's).")
@@ -177,7 +183,7 @@ def bfloat16_timings(model, config, args, rng, probe, step_bytes):
     figures = []
     for jit in (False, True):
         ms, bandwidth = per_token_ms(ours(half, ids, 1, jit), args.new_tokens, args.repeats, probe)
-        figures.append(f"{'XLA' if jit else 'graph'} {ms:.1f} ms/tok = {ms * bandwidth / step_bytes / 1000:.2f} "
+        figures.append(f"{'XLA' if jit else 'graph'} {ms:.1f} ms/tok = {ms / bound_ms(step_bytes, bandwidth):.2f} "
                        f"x the fp32 bound ({bandwidth / 1e9:.1f} GB/s)")
     sources = rng.integers(5, config.vocab_size, size=(8, args.source_length)).astype(np.int32)
     full = model.generate(sources, max_new_tokens=args.new_tokens).numpy()[:, 1:]
