@@ -13,7 +13,7 @@ from tf_bert_seqgen import (
     EncoderDecoder,
     EncoderDecoderConfig,
 )
-from tf_bert_seqgen.layers import Dense
+from tf_bert_seqgen.layers import Dense, _few_rows
 from tf_bert_seqgen.losses import sequence_cross_entropy
 
 SHAPES = [
@@ -119,7 +119,8 @@ def test_dense_is_x_times_kernel_transposed_plus_bias_in_graph_and_xla():
     assert tuple(dense.kernel.shape) == (5, 3) and tuple(dense.bias.shape) == (5,)
     dense.bias.assign(np.arange(5, dtype=np.float32) - 2.0)
     rng = np.random.default_rng(0)
-    # One row, several rows, and training: each takes its own product form in `times_transposed`.
+    # One row, several rows, many rows, training, and an unknown row count (a SavedModel's batch): each
+    # takes its own product form in `times_transposed` under XLA.
     for shape, training in [((1, 1, 3), False), ((2, 4, 3), False), ((3, 50, 3), False), ((2, 4, 3), True)]:
         x = rng.normal(size=shape).astype(np.float32)
         expected = x @ dense.kernel.numpy().T + dense.bias.numpy()
@@ -128,6 +129,14 @@ def test_dense_is_x_times_kernel_transposed_plus_bias_in_graph_and_xla():
             out = call(tf.constant(x))
             assert out.shape == shape[:-1] + (5,)
             np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    x = rng.normal(size=(4, 1, 3)).astype(np.float32)
+    for jit in (False, True):
+        call = tf.function(lambda v: dense(v), jit_compile=jit, input_signature=[tf.TensorSpec([None, 1, 3])])
+        np.testing.assert_allclose(call(x).numpy(), x @ dense.kernel.numpy().T + dense.bias.numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    # Which XLA form: a decode step of unknown batch is "few rows", an encoder pass of unknown size not.
+    assert _few_rows(tf.TensorSpec([None, 1, 3]), None) and not _few_rows(tf.TensorSpec([None, None, 3]), None)
+    assert _few_rows(tf.TensorSpec([4, 32, 3]), 128) and not _few_rows(tf.TensorSpec([4, 33, 3]), 132)
     clone = Dense.from_config(dense.get_config())
     assert clone.get_config() == dense.get_config()
 

@@ -52,33 +52,42 @@ def add_bias(outputs, bias):
 
 
 def times_transposed(x, weights, training=False):
-    """x [..., in] @ weights[out, in]^T -> [..., out], in the form that streams `weights` fastest.
+    """x [..., in] @ weights[out, in]^T -> [..., out], in a form that is fast on every CPU we meet.
 
     Decoding multiplies a few rows (one per sequence) by every weight matrix, so speed is how fast the
-    weights stream, and TensorFlow's kernels differ by form (per product, 1024 x 1024 to 4096 x 1024,
-    measured on this project's CPUs; benchmarks/generation_benchmark.py):
-    - XLA, up to 128 rows: written as a broadcast matrix-vector product, XLA multiplies the weights as
-      the left operand, row by row; the plain product makes them a transposed right operand, 1.5-2.1x
-      slower at 4-32 rows. From 512 rows (an encoder pass) the plain product is 1.3x faster.
-    - Graph mode, one row: the 2-D product (fused with its BiasAdd by TensorFlow's CPU rewrite). More
-      rows: the batched product (one batch), up to 1.6x faster there.
-    - Training: the 2-D product, the fastest for many rows (the broadcast form's gradient would also
-      materialise a weight-sized tensor per row).
+    weights stream. TensorFlow runs a graph-mode MatMul on oneDNN where the CPU has AVX512-VNNI / BF16 /
+    AMX and on Eigen elsewhere (AVX2-only CPUs), and the two disagree on forms
+    (`benchmarks/product_forms.py` prints each form on the CPU at hand):
+    - Graph mode: weights as the left, untransposed operand, `(W @ x^T)^T`. The usual `x @ W^T` is
+      5-15x slower on Eigen from 2 to 128 rows (a stream of 193 such products made beam search 1 s per
+      token); this form is within 1.3x of the fastest on both backends at every row count.
+    - XLA (its own kernels, whatever the CPU), up to 128 rows or a decode step (one new position per
+      row): a broadcast matrix-vector product, which XLA runs with the weights as the left operand,
+      1.5-2.1x faster than the plain product at 4-32 rows. Encoder passes and training under XLA: the
+      plain product (1.3x faster than the broadcast one at 512 rows; the broadcast form's gradient would
+      also materialise a weight-sized tensor per row).
     """
     rows = tf.reshape(x, [-1, weights.shape[1]])
     if x.shape[:-1].is_fully_defined():
         rows.set_shape([x.shape[:-1].num_elements(), weights.shape[1]])
-    row_count = rows.shape[0]
-    under_xla = tf.__internal__.get_enclosing_xla_context() is not None
-    if under_xla and not training and row_count is not None and 1 < row_count <= _MAX_XLA_BROADCAST_ROWS:
+    if tf.__internal__.get_enclosing_xla_context() is None:
+        products = tf.transpose(tf.matmul(weights, rows, transpose_b=True))
+    elif not training and _few_rows(x, rows.shape[0]):
         products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
-    elif training or under_xla or row_count == 1:
-        products = tf.matmul(rows, weights, transpose_b=True)
     else:
-        products = tf.matmul(rows[None], weights, transpose_b=True)[0]
+        products = tf.matmul(rows, weights, transpose_b=True)
     products = tf.reshape(products, tf.concat([tf.shape(x)[:-1], [weights.shape[0]]], axis=0))
     products.set_shape(x.shape[:-1] + [weights.shape[0]])  # the static shape the reshapes lost
     return products
+
+
+def _few_rows(x, row_count):
+    """Whether `x` [..., in] holds few enough rows for XLA's broadcast matrix-vector form: 2 to 128
+    when the count is static, else a decode step (one position per sequence: a batch dimension that a
+    SavedModel leaves unknown)."""
+    if row_count is not None:
+        return 1 < row_count <= _MAX_XLA_BROADCAST_ROWS
+    return x.shape.rank == 3 and x.shape[1] == 1
 
 
 class Dense(keras.layers.Layer):
@@ -86,7 +95,9 @@ class Dense(keras.layers.Layer):
 
     Why [out, in]: a decode step is almost nothing but matrix-vector products (one row per sequence),
     and in that layout each output is a dot product with one contiguous weight row. Under XLA the whole
-    batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model).
+    batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model),
+    and in graph mode the weights-on-the-left form (`times_transposed`) is as fast as [in, out] at one
+    row and faster from 8 rows on both of TensorFlow's CPU backends.
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
