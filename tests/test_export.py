@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -44,9 +45,11 @@ def _model(tokenizer, share, seed):
 
 
 def _expected(model, tokenizer, texts, **options):
+    """What `model.generate` gives for each text; "" for a text without tokens (the export's rule)."""
     inputs = tokenizer(texts)
     ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **options).numpy()
-    return [t.decode() for t in tokenizer.detokenize(ids[:, 1:], skip_special_tokens=True).numpy()]
+    generated = tokenizer.detokenize(ids[:, 1:], skip_special_tokens=True).numpy()
+    return [t.decode() if tokens.any() else "" for t, tokens in zip(generated, inputs["attention_mask"], strict=True)]
 
 
 FRESH_PROCESS = r"""
@@ -82,6 +85,76 @@ def exported(tmp_path_factory, tokenizer):
     directory = str(tmp_path_factory.mktemp("export") / "fusion" / "1")
     export_saved_model(model, tokenizer, directory, max_new_tokens=10, num_beams=2)
     return model, directory
+
+
+def test_texts_without_tokens_give_empty_strings_and_leave_the_rest_unchanged(exported, tokenizer):
+    model, directory = exported
+    serve = tf.saved_model.load(directory).signatures["serving_default"]
+    texts = ["The cat sat on the mat.", "", " \t\n ", "If the file is missing, the loader raises an error."]
+    # The model itself decodes something from an all-pad source: the export must not.
+    assert _expected(model, tokenizer, [""], max_new_tokens=10, num_beams=2) == [""]
+    assert model.generate(np.zeros([1, 4], np.int32), np.zeros([1, 4], np.int32), max_new_tokens=10,
+                          num_beams=2).numpy()[0, 1] != 1, "pick a model that decodes from nothing"
+    mixed = [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()]
+    alone = [t.decode() for t in serve(text=tf.constant([texts[0], texts[3]]))["generated_text"].numpy()]
+    assert mixed == [alone[0], "", "", alone[1]] and alone[0] and alone[1]
+    assert [t.decode() for t in serve(text=tf.constant(["", "  "]))["generated_text"].numpy()] == ["", ""]
+    assert serve(text=tf.constant([], tf.string))["generated_text"].shape == (0,)
+
+
+def test_large_batches_run_in_slices_with_the_same_results(tmp_path, tokenizer):
+    model = _model(tokenizer, share=False, seed=4)
+    directory = str(tmp_path / "sliced")
+    export_saved_model(model, tokenizer, directory, max_new_tokens=6, num_beams=2, max_batch_size=2)
+    loaded = tf.saved_model.load(directory)
+    texts = [t for t in CORPUS.splitlines() if t] + ["", "The cat sat."]  # 6 texts: 3 slices, one empty
+    out = [t.decode() for t in loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()]
+    assert out == _expected(model, tokenizer, texts, max_new_tokens=6, num_beams=2)
+    ids = tokenizer(texts[:5])
+    out_ids = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"]),
+                                                attention_mask=tf.constant(ids["attention_mask"]))["output_ids"]
+    np.testing.assert_array_equal(out_ids.numpy(), model.generate(ids["input_ids"], ids["attention_mask"],
+                                                                  max_new_tokens=6, num_beams=2).numpy())
+    scored = loaded.signatures["score"](source_text=tf.constant(texts[:5]), target_text=tf.constant(texts[1:6]))
+    assert scored["log_likelihood"].shape == (5,) and scored["num_tokens"].shape == (5,)
+    for i in range(5):  # each row equals the same pair scored alone
+        alone = loaded.signatures["score"](source_text=tf.constant(texts[i:i + 1]),
+                                           target_text=tf.constant(texts[i + 1:i + 2]))
+        assert abs(alone["log_likelihood"].numpy()[0] - scored["log_likelihood"].numpy()[i]) < 1e-3
+        assert alone["num_tokens"].numpy()[0] == scored["num_tokens"].numpy()[i]
+    encoded = loaded.signatures["encode"](text=tf.constant(texts[:5]))
+    assert encoded["encoder_hidden_states"].shape[0] == 5
+    with open(os.path.join(directory, "assets.extra", "tf_bert_seqgen.json"), encoding="utf-8") as f:
+        assert json.load(f)["max_batch_size"] == 2
+    with pytest.raises(ValueError, match="max_batch_size"):
+        export_saved_model(model, tokenizer, str(tmp_path / "bad"), max_batch_size=0)
+
+
+def test_tf_hub_load_and_keras_layer_call_the_default_signature(exported):
+    import tensorflow_hub as hub
+    import tf_keras
+
+    _, directory = exported
+    texts = tf.constant(["The cat sat on the mat.", "", "The dog chased the cat."])
+    expected = tf.saved_model.load(directory).signatures["serving_default"](text=texts)["generated_text"].numpy()
+    np.testing.assert_array_equal(hub.load(directory)(texts).numpy(), expected)
+    inputs = tf_keras.Input(shape=(), dtype=tf.string)
+    keras_model = tf_keras.Model(inputs, hub.KerasLayer(directory)(inputs))
+    np.testing.assert_array_equal(keras_model(texts).numpy(), expected)
+    np.testing.assert_array_equal(keras_model.predict(texts, batch_size=2, verbose=0), expected)
+
+
+def test_bfloat16_warns_where_the_cpu_emulates_it(monkeypatch, tokenizer):
+    from tf_bert_seqgen import cpu
+
+    model = _model(tokenizer, share=True, seed=0)
+    monkeypatch.setattr(cpu, "has_native_bfloat16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="bfloat16 is emulated on this CPU"):
+        model.cast("bfloat16")
+    monkeypatch.setattr(cpu, "has_native_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.cast("bfloat16")
 
 
 def _op_types(directory):

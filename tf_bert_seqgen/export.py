@@ -14,7 +14,12 @@ Signatures (b = batch, s = source length, m = max_length, h = hidden):
     score                  source_text [b], target_text [b] -> log_likelihood [b] float32, num_tokens [b] int32
     encode                 text [b] -> encoder_hidden_states [b, s, h] float32, attention_mask [b, s] int32
 The default signature needs no XLA (TF Serving runs without it); `jit_compile=True` exports an XLA variant
-whose decode loop is compiled.
+whose decode loop is compiled. Calling the module itself, as TF Hub modules are called, is the default
+signature: `hub.load(path)(texts)` -> generated strings [b].
+
+Defined behaviour for odd input: a text with no source tokens (empty, whitespace) returns "" and never
+reaches the model; a batch larger than `max_batch_size` is run in slices of that size inside the graph,
+so memory stays that of one slice; invalid UTF-8 is refused with an error that says so.
 """
 
 from __future__ import annotations
@@ -26,11 +31,16 @@ import re
 import tensorflow as tf
 
 from tf_bert_seqgen import generation
+from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.io_utils import atomic_directory
+from tf_bert_seqgen.losses import token_log_likelihood
+from tf_bert_seqgen.models import shift_right
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 EXPORT_INFO_FILE = os.path.join("assets.extra", "tf_bert_seqgen.json")
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
+# Rows one model call takes at most: beam 4 over 32 texts of the full-size model holds a 3 GB cache.
+DEFAULT_MAX_BATCH_SIZE = 32
 
 
 def _bucket_width(length):
@@ -50,11 +60,14 @@ class GenerationModule(tf.Module):
     """What the SavedModel holds: the model's variables, the tokenizer's resources, the signatures."""
 
     def __init__(self, model, tokenizer, config: generation.GenerationConfig, max_input_length: int,
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
         super().__init__(name="tf_bert_seqgen")
         if max_input_length > model.config.encoder.max_position_embeddings:
             raise ValueError(f"max_input_length {max_input_length} exceeds the encoder's max_position_embeddings "
                              f"({model.config.encoder.max_position_embeddings})")
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self.max_batch_size = max_batch_size
         # The SavedModel tracks the model's plain tf.Variables, not the Keras model: saving Keras 3
         # variables through the model writes each twice in the TF1 graph that TF Serving and
         # saved_model_cli load, and the copy the functions read is never restored there.
@@ -75,15 +88,54 @@ class GenerationModule(tf.Module):
         return tf.debugging.assert_equal(tf.reduce_all(repaired == text), True,
                                          message="input text is not valid UTF-8")
 
-    def _source(self, text):
-        """text [b] -> ids [b, w], mask [b, w]; w = a power-of-two bucket >= 16 (few distinct shapes)."""
+    def _tokens(self, text):
+        """text [b] -> ragged ids [b, (tokens)], truncated to max_input_length."""
         with tf.control_dependencies([self._check_utf8(text)]):
-            ragged = self.tokenizer.tokenize(text)[:, :self.max_input_length]
-        width = tf.minimum(_bucket_width(ragged.bounding_shape(axis=1)), self.max_input_length)
-        shape = tf.stack([tf.shape(text, out_type=tf.int64)[0], tf.cast(width, tf.int64)])
-        ids = ragged.to_tensor(default_value=self._pad_id, shape=shape)
-        mask = tf.ones_like(ragged).to_tensor(default_value=0, shape=shape)
+            return self.tokenizer.tokenize(text)[:, :self.max_input_length]
+
+    def _pad(self, tokens):
+        """ragged ids [b, (tokens)] -> ids [b, w], mask [b, w]; w = a power-of-two bucket >= 16, so a stream
+        of requests runs a few shapes."""
+        width = tf.minimum(_bucket_width(tokens.bounding_shape(axis=1)), self.max_input_length)
+        shape = tf.stack([tokens.nrows(), tf.cast(width, tf.int64)])
+        ids = tokens.to_tensor(default_value=self._pad_id, shape=shape)
+        mask = tf.ones_like(tokens).to_tensor(default_value=0, shape=shape)
         return tf.cast(ids, tf.int32), tf.cast(mask, tf.int32)
+
+    def _source(self, text):
+        """text [b] -> ids [b, w], mask [b, w]."""
+        return self._pad(self._tokens(text))
+
+    def _in_slices(self, fn, inputs, output_specs):
+        """fn over rows [i, i + max_batch_size) of each input [b, ...], outputs (`output_specs`: TensorSpecs
+        [None, ...]) joined along rows: a large batch costs the memory of one slice (the cache and the
+        logits grow with the rows)."""
+        total = tf.shape(inputs[0])[0]
+        count = (total + self.max_batch_size - 1) // self.max_batch_size
+
+        def body(i, arrays):
+            start = i * self.max_batch_size
+            outputs = fn(*[x[start:start + self.max_batch_size] for x in inputs])
+            return i + 1, [a.write(i, o) for a, o in zip(arrays, outputs, strict=True)]
+
+        arrays = [tf.TensorArray(spec.dtype, size=count, infer_shape=False, element_shape=spec.shape)
+                  for spec in output_specs]
+        _, arrays = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), arrays))
+        return [a.concat() for a in arrays]
+
+    def _generate_ids(self, ids, mask, dynamic):
+        """ids, mask [b, w] -> generated ids [b, m], max_batch_size rows per model call."""
+        spec = tf.TensorSpec([None, self.config.max_length], tf.int32)
+        return self._in_slices(lambda i, m: [self._decode(i, m, dynamic)], [ids, mask], [spec])[0]
+
+    def _generate_text(self, text, dynamic):
+        """text [b] -> generated text [b]; a text without source tokens gets "" and is not decoded."""
+        tokens = self._tokens(text)
+        has_tokens = tokens.row_lengths() > 0
+        kept = tf.where(has_tokens)[:, 0]
+        ids, mask = self._pad(tf.gather(tokens, kept))
+        generated = self._text_out(self._generate_ids(ids, mask, dynamic))
+        return tf.tensor_scatter_nd_update(tf.fill(tf.shape(text), ""), kept[:, None], generated)
 
     def _dynamic(self, max_new_tokens=None, length_penalty=None):
         dynamic = generation.dynamic_options(self.config)
@@ -101,46 +153,59 @@ class GenerationModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        ids, mask = self._source(text)
-        return {"generated_text": self._text_out(self._decode(ids, mask, self._dynamic()))}
+        return {"generated_text": self._generate_text(text, self._dynamic())}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def __call__(self, text):
+        """`hub.load(path)(texts)` and `hub.KerasLayer(path)`: text [b] -> generated text [b]."""
+        return self._generate_text(text, self._dynamic())
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([], tf.int32, name="max_new_tokens"),
                                   tf.TensorSpec([], tf.float32, name="length_penalty")])
     def serve_text_with_options(self, text, max_new_tokens, length_penalty):
-        ids, mask = self._source(text)
-        output_ids = self._decode(ids, mask, self._dynamic(max_new_tokens, length_penalty))
-        return {"generated_text": self._text_out(output_ids)}
+        return {"generated_text": self._generate_text(text, self._dynamic(max_new_tokens, length_penalty))}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
     def serve_ids(self, input_ids, attention_mask):
-        return {"output_ids": self._decode(input_ids, attention_mask, self._dynamic())}
+        return {"output_ids": self._generate_ids(input_ids, attention_mask, self._dynamic())}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
                                   tf.TensorSpec([None], tf.string, name="target_text")])
     def serve_score(self, source_text, target_text):
         """Sum of log p(target token | source, previous tokens) over the target and its eos."""
         ids, mask = self._source(source_text)
-        with tf.control_dependencies([self._check_utf8(target_text)]):
+        labels, label_mask = self._labels(target_text)
+        specs = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)]
+        log_likelihood, num_tokens = self._in_slices(self._score, [ids, mask, labels, label_mask], specs)
+        return {"log_likelihood": log_likelihood, "num_tokens": num_tokens}
+
+    def _labels(self, text):
+        """text [b] -> target ids + eos [b, t] int32 (pad after), mask [b, t] float32."""
+        with tf.control_dependencies([self._check_utf8(text)]):
             # Room for the start token: the decoder has max_position_embeddings positions.
-            target = self.tokenizer.tokenize(target_text)[:, :self._keras.model.config.decoder.max_position_embeddings - 1]
+            target = self.tokenizer.tokenize(text)[:, :self._keras.model.config.decoder.max_position_embeddings - 1]
         eos = tf.fill([target.nrows(), 1], tf.constant(self.config.eos_token_id, target.dtype))
         labels = tf.concat([target, tf.RaggedTensor.from_tensor(eos)], axis=1)
-        label_mask = tf.cast(tf.ones_like(labels).to_tensor(default_value=0), tf.float32)
-        labels = tf.cast(labels.to_tensor(default_value=self.config.pad_token_id), tf.int32)
-        start = tf.fill([tf.shape(labels)[0], 1], self.config.decoder_start_token_id)
-        decoder_inputs = tf.concat([start, labels[:, :-1]], axis=1)
-        encoder_states = self._keras.model.encoder(ids, mask)
-        logits = self._keras.model.decoder(decoder_inputs, encoder_states, mask)
-        log_probs = tf.gather(tf.nn.log_softmax(logits, axis=-1), labels, batch_dims=2)
-        return {"log_likelihood": tf.reduce_sum(log_probs * label_mask, axis=1),
-                "num_tokens": tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)}
+        mask = tf.cast(tf.ones_like(labels).to_tensor(default_value=0), tf.float32)
+        return tf.cast(labels.to_tensor(default_value=self.config.pad_token_id), tf.int32), mask
+
+    def _score(self, ids, mask, labels, label_mask):
+        """-> log-likelihood [b] and target length [b] of `labels` given the source `ids`."""
+        model = self._keras.model
+        decoder_inputs = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
+        logits = model.decoder(decoder_inputs, model.encoder(ids, mask), mask)
+        log_likelihood = tf.reduce_sum(token_log_likelihood(labels, logits) * label_mask, axis=1)
+        return [log_likelihood, tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_encode(self, text):
         ids, mask = self._source(text)
-        return {"encoder_hidden_states": self._keras.model.encoder(ids, mask), "attention_mask": mask}
+        model = self._keras.model
+        spec = tf.TensorSpec([None, None, model.config.encoder.hidden_size], model.compute_dtype)
+        states = self._in_slices(lambda i, m: [model.encoder(i, m)], [ids, mask], [spec])[0]
+        return {"encoder_hidden_states": states, "attention_mask": mask}
 
     def signatures(self):
         return {
@@ -170,11 +235,13 @@ def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
 
 
 def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: int | None = None,
-                       jit_compile: bool = False, overwrite: bool = False, **generation_options) -> str:
+                       max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, jit_compile: bool = False,
+                       overwrite: bool = False, **generation_options) -> str:
     """Writes the SavedModel (with a TF Serving warm-up file) to `export_dir`, atomically.
 
     The export is written to a temporary sibling, loaded back and run once, and only then moved into
     place; an existing `export_dir` is never replaced unless `overwrite=True`.
+    max_batch_size: rows per model call; a larger request is run in slices of this size.
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """
     config = generation.resolve_config(model.config, **generation_options)
@@ -182,12 +249,14 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
         raise ValueError("text signatures return one text per input: num_return_sequences must be 1")
     max_input_length = max_input_length or min(tokenizer.max_length or 512,
                                                model.config.encoder.max_position_embeddings)
-    module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile)
+    warn_if_bfloat16_is_emulated(model.compute_dtype)
+    module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile,
+                              max_batch_size=max_batch_size)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         _write_warmup_requests(tmp)
         info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
-                "jit_compile": jit_compile, "model": model.config.to_dict(),
+                "max_batch_size": max_batch_size, "jit_compile": jit_compile, "model": model.config.to_dict(),
                 "tokenizer": type(tokenizer).__name__}
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)

@@ -5,6 +5,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def token_log_likelihood(labels, logits):
+    """log p(labels[b, t]) under logits [b, t, v] -> [b, t] float32; every label must be a vocabulary id."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    return tf.gather(log_probs, tf.cast(labels, tf.int32), batch_dims=2)
+
+
 def sequence_cross_entropy(labels, logits, pad_token_id: int = 0, label_smoothing: float = 0.0):
     """Mean cross-entropy over target tokens that are not padding.
 
@@ -15,10 +21,9 @@ def sequence_cross_entropy(labels, logits, pad_token_id: int = 0, label_smoothin
     labels = tf.cast(labels, tf.int32)
     logits = tf.cast(logits, tf.float32)
     valid = tf.logical_and(labels != pad_token_id, labels != -100)
-    safe_labels = tf.where(valid, labels, 0)
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
-    nll = -tf.gather(log_probs, safe_labels, batch_dims=2)
+    nll = -token_log_likelihood(tf.where(valid, labels, 0), logits)
     if label_smoothing:
-        nll = (1.0 - label_smoothing) * nll - label_smoothing * tf.reduce_mean(log_probs, axis=-1)
+        uniform = tf.reduce_mean(tf.nn.log_softmax(logits, axis=-1), axis=-1)
+        nll = (1.0 - label_smoothing) * nll - label_smoothing * uniform
     weights = tf.cast(valid, tf.float32)
     return tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
+from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.layers import Embeddings, LMHead, TransformerLayer, causal_bias, padding_bias
 from tf_bert_seqgen.training import TrainingHooks
 
@@ -225,7 +226,9 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         return model
 
     def cast(self, dtype) -> EncoderDecoder:
-        """A copy of this model with its weights in `dtype` (e.g. "bfloat16" for inference)."""
+        """A copy of this model with its weights in `dtype` (e.g. "bfloat16" for inference; it warns on a
+        CPU without native bfloat16, where it is slower than float32)."""
+        warn_if_bfloat16_is_emulated(dtype)
         copy = type(self).from_config(self.config, dtype=dtype)
         for target, source in zip(copy.weights, self.weights, strict=True):
             target.assign(tf.cast(source.value, target.dtype))
