@@ -76,7 +76,7 @@ CASED_CHARS = string.ascii_letters + string.digits + string.punctuation + "éÉ�
 
 
 def cut_after_eos(ids, eos_id, pad_id):
-    """What `detokenize` decodes: pad dropped, nothing after the first eos (which is kept)."""
+    """What `detokenize(..., stop_at_eos=True)` decodes: pad dropped, nothing after the first eos (kept)."""
     out = []
     for i in ids:
         if i == pad_id:
@@ -165,10 +165,51 @@ def test_decode_matches_reference(pair):
     rng = np.random.default_rng(0)
     batches += [rng.integers(0, ours.vocab_size, size=n).tolist() for n in (1, 5, 40, 40, 40)]
     for skip in (False, True):
-        expected = [hf.decode(cut_after_eos(ids, ours.eos_token_id, ours.pad_token_id), skip_special_tokens=skip)
-                    for ids in batches]
+        expected = [hf.decode(ids, skip_special_tokens=skip) for ids in batches]
         assert ours.decode(batches, skip_special_tokens=skip) == expected
         assert ours.decode(batches[0], skip_special_tokens=skip) == expected[0]
+        generated = [hf.decode(cut_after_eos(ids, ours.eos_token_id, ours.pad_token_id), skip_special_tokens=skip)
+                     for ids in batches]
+        assert ours.decode(batches, skip_special_tokens=skip, stop_at_eos=True) == generated
+
+
+def special_id_rows(hf):
+    """Ids with each special id of the reference first, last, between words, inside a word and repeated."""
+    specials = sorted(set(hf.all_special_ids))
+    word = hf_ids(hf, "Hello")
+    pieces = hf_ids(hf, "unaffable, don't ##s")  # a special id between pieces of one word, before "##s"
+    rows = [specials, specials[::-1] * 2]
+    for special in specials:
+        rows += [[special] + word, word + [special], word + [special] + word, pieces[:1] + [special] + pieces[1:],
+                 word + [special, special] + pieces]
+    return rows
+
+
+def test_decode_matches_reference_with_special_ids_anywhere(pair):
+    """Decoding goes on past eos / pad / bos / unk, as transformers' `decode` (issue 16)."""
+    ours, hf = pair
+    rows = special_id_rows(hf)
+    dense = np.full([len(rows), max(map(len, rows))], -1)  # -1: outside the vocabulary, dropped
+    for i, row in enumerate(rows):
+        dense[i, :len(row)] = row
+    for skip in (False, True):
+        expected = [hf.decode(row, skip_special_tokens=skip) for row in rows]
+        assert ours.decode(rows, skip_special_tokens=skip) == expected
+        assert ours.decode(dense, skip_special_tokens=skip) == expected
+        assert [ours.decode(row, skip_special_tokens=skip) for row in rows] == expected
+        generated = [hf.decode(cut_after_eos(row, ours.eos_token_id, ours.pad_token_id), skip_special_tokens=skip)
+                     for row in rows]
+        assert ours.decode(rows, skip_special_tokens=skip, stop_at_eos=True) == generated
+
+
+def test_decode_goes_past_eos_as_the_issue_reports(spiece):
+    sp, hf = spiece
+    ids = hf_ids(hf, "a</s>b<s>c")
+    assert hf.decode(ids, skip_special_tokens=True) == "a b c"  # the reference, as issue 16 quotes it
+    for skip in (False, True):
+        assert sp.decode(ids, skip_special_tokens=skip) == hf.decode(ids, skip_special_tokens=skip)
+        generated = hf.decode(cut_after_eos(ids, hf.eos_token_id, hf.pad_token_id), skip_special_tokens=skip)
+        assert sp.decode(ids, skip_special_tokens=skip, stop_at_eos=True) == generated
 
 
 def random_texts(seed, count):
@@ -198,9 +239,10 @@ def test_random_text_matches_reference(pair):
     texts = random_texts(seed=1, count=300)
     expected = [hf_ids(hf, text) for text in texts]
     assert ours.encode(texts) == expected
-    assert ours.decode(expected, skip_special_tokens=True) == [
-        hf.decode(cut_after_eos(ids, ours.eos_token_id, ours.pad_token_id), skip_special_tokens=True)
-        for ids in expected]
+    assert ours.decode(expected, skip_special_tokens=True) == [hf.decode(ids, skip_special_tokens=True)
+                                                               for ids in expected]
+    assert ours.decode(expected, stop_at_eos=True) == [
+        hf.decode(cut_after_eos(ids, ours.eos_token_id, ours.pad_token_id)) for ids in expected]
 
 
 def test_special_token_strings_map_to_their_ids(spiece, uncased, cased):
@@ -275,12 +317,14 @@ def test_same_ids_in_tf_function_and_dataset_map(pair):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def traced(x):
         ids = ours.tokenize(x)
-        return ids, ours.detokenize(ids), ours.detokenize(ids.to_tensor(ours.pad_token_id))
+        return (ids, ours.detokenize(ids), ours.detokenize(ids, stop_at_eos=True),
+                ours.detokenize(ids.to_tensor(ours.pad_token_id), stop_at_eos=True))
 
-    graph_ids, text_ragged, text_dense = traced(texts)
+    graph_ids, text_ragged, stopped_ragged, stopped_dense = traced(texts)
     assert graph_ids.to_list() == eager.to_list()
     np.testing.assert_array_equal(text_ragged.numpy(), ours.detokenize(eager).numpy())
-    np.testing.assert_array_equal(text_dense.numpy(), text_ragged.numpy())
+    np.testing.assert_array_equal(stopped_ragged.numpy(), ours.detokenize(eager, stop_at_eos=True).numpy())
+    np.testing.assert_array_equal(stopped_dense.numpy(), stopped_ragged.numpy())  # pad filler dropped
 
     batched = tf.data.Dataset.from_tensor_slices(texts).batch(4).map(ours.tokenize)
     assert [row for batch in batched for row in batch.to_list()] == eager.to_list()
@@ -299,15 +343,16 @@ def test_tokenizers_survive_keras_clear_session(spiece_path, minilm_dir):
     assert [t.encode(HARD_CASES[:4]) for t in tokenizers] == before
 
 
-def test_detokenize_drops_pad_and_everything_after_eos(spiece):
+def test_detokenize_stop_at_eos_drops_pad_and_everything_after_eos(spiece):
     sp, hf = spiece
     a, b = hf.encode("hello"), hf.encode("world")
     dense = tf.constant([a + [1] + b + [0, 0], b + [0] * (len(a) + 3)], tf.int32)
     ragged = tf.ragged.constant([a + [1] + b, b], dtype=tf.int64)
     expected = [hf.decode(a + [1]), hf.decode(b)]
-    assert [s.decode() for s in sp.detokenize(dense).numpy()] == expected
-    assert [s.decode() for s in sp.detokenize(ragged).numpy()] == expected
-    assert sp.detokenize(dense, skip_special_tokens=True).numpy()[0].decode() == hf.decode(a)
+    assert [s.decode() for s in sp.detokenize(dense, stop_at_eos=True).numpy()] == expected
+    assert [s.decode() for s in sp.detokenize(ragged, stop_at_eos=True).numpy()] == expected
+    assert sp.detokenize(dense, skip_special_tokens=True, stop_at_eos=True).numpy()[0].decode() == hf.decode(a)
+    assert sp.detokenize(dense).numpy()[0].decode() == hf.decode(a + [1] + b + [0, 0])  # the default goes on
     assert sp.detokenize(tf.constant(a + [sp.vocab_size, -1])).numpy().decode() == hf.decode(a)  # [len] -> scalar
     assert sp.decode([]) == "" and sp.decode([[]]) == [""]
 
@@ -328,7 +373,8 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def round_trip(self, text):
         ids = self.tokenizer.tokenize(text)
-        return {"ids": ids.to_tensor(), "text": self.tokenizer.detokenize(ids)}
+        return {"ids": ids.to_tensor(), "text": self.tokenizer.detokenize(ids),
+                "generated": self.tokenizer.detokenize(ids, skip_special_tokens=True, stop_at_eos=True)}
 
 
 def test_saved_model_tracks_resources_and_uses_only_serving_safe_ops(spiece_path, minilm_dir, cased_vocab_path,
@@ -356,6 +402,7 @@ def test_saved_model_tracks_resources_and_uses_only_serving_safe_ops(spiece_path
         got = loaded.round_trip(texts)
         np.testing.assert_array_equal(got["ids"].numpy(), expected["ids"].numpy())
         np.testing.assert_array_equal(got["text"].numpy(), expected["text"].numpy())
+        np.testing.assert_array_equal(got["generated"].numpy(), expected["generated"].numpy())
 
 
 # ---------------------------------------------------------------------------------------- files

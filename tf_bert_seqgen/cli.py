@@ -144,7 +144,8 @@ def _checkpoint_generator(path, options, args):
     def run(batch):
         inputs = tokenizer(batch)
         ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **options).numpy()
-        return tokenizer.decode(ids[:, 1:], skip_special_tokens=True)
+        # Column 0 is the decoder start token; the text ends at eos, as the exported model's does.
+        return tokenizer.decode(ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
     return run
 
 

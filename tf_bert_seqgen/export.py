@@ -146,8 +146,8 @@ class GenerationModule(tf.Module):
         return dynamic
 
     def _text_out(self, output_ids):
-        # Drop the decoder start token; detokenize stops at eos and drops pad.
-        return self.tokenizer.detokenize(output_ids[:, 1:], skip_special_tokens=True)
+        # Drop the decoder start token; generated text ends at eos and drops pad.
+        return self.tokenizer.detokenize(output_ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
 
     # -- signatures -----------------------------------------------------------------------------------
 

@@ -50,7 +50,9 @@ Known differences from the reference (each checked against transformers 5 / toke
   get a new id past the vocabulary from transformers, an id the model has no embedding for; here such
   a string is left to SentencePiece.
 - `detokenize` drops ids outside `[0, vocab_size)` (the `tokenizers` decoder does too; the slow
-  SentencePiece tokenizer raises) and, by design, pad ids and everything after the first eos.
+  SentencePiece tokenizer raises). Every other id decodes as transformers' `decode` does, special ids
+  anywhere included. Generation output is decoded with `stop_at_eos=True` instead: that drops pad ids and
+  everything after the first eos, which transformers leaves to the caller.
 - Input strings must be valid UTF-8 (a Python `str` always is): the byte 0xFF, which valid UTF-8 never
   contains, marks special-token boundaries internally.
 - `max_length` truncation keeps the first tokens, as transformers' `truncation=True` on one sequence;
@@ -253,16 +255,14 @@ class _InGraphTokenizer(tf.Module):
         """[rows, 1] ragged column of `token_id`."""
         return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([rows, 1]), tf.constant(token_id, tf.int32)))
 
-    def detokenize(self, ids, skip_special_tokens: bool = False) -> tf.Tensor:
-        """Ids to text, in graph.
-
-        Everything after the first eos is dropped (the eos itself is kept unless
-        `skip_special_tokens`), as are pad ids and ids outside the vocabulary; with
-        `skip_special_tokens=True` every special token id is dropped too, as transformers' `decode`.
+    def detokenize(self, ids, skip_special_tokens: bool = False, stop_at_eos: bool = False) -> tf.Tensor:
+        """Ids to text, in graph, as transformers' `decode` (ids outside the vocabulary are dropped).
 
         Args:
             ids: integer ids, dense [batch, len] / ragged [batch, (len)], or [len] for one sequence.
-            skip_special_tokens: drop bos/eos/unk/sep/... ids as well.
+            skip_special_tokens: drop bos/eos/pad/unk/sep/... ids, as transformers' `decode`.
+            stop_at_eos: for generation output: drop everything after the first eos (the eos itself is
+                kept unless `skip_special_tokens`) and every pad id, the filler of rows that ended early.
 
         Returns:
             string tensor [batch] (a scalar for a [len] input).
@@ -280,15 +280,22 @@ class _InGraphTokenizer(tf.Module):
         valid = (dense >= 0) & (dense < self.vocab_size)
         dense = tf.cast(tf.where(valid, dense, 0), tf.int32)
         keep = valid
-        if self.pad_token_id is not None:
-            keep &= dense != self.pad_token_id
-        if self.eos_token_id is not None:
-            is_eos = tf.cast(valid & (dense == self.eos_token_id), tf.int32)
-            keep &= tf.math.cumsum(is_eos, axis=1, exclusive=True) == 0
+        if stop_at_eos:
+            keep &= self._generated_mask(dense, valid)
         if skip_special_tokens:
             keep &= ~tf.reduce_any(dense[..., None] == self._all_special_ids, axis=-1)
         text = self._join_tokens(tf.ragged.boolean_mask(dense, keep))
         return text[0] if rank == 1 else text
+
+    def _generated_mask(self, ids, valid):
+        """Mask [batch, len] of the ids a generated row holds: not pad, not after the first eos."""
+        keep = tf.ones_like(valid)
+        if self.pad_token_id is not None:
+            keep &= ids != self.pad_token_id
+        if self.eos_token_id is not None:
+            is_eos = tf.cast(valid & (ids == self.eos_token_id), tf.int32)
+            keep &= tf.math.cumsum(is_eos, axis=1, exclusive=True) == 0
+        return keep
 
     # ------------------------------------------------------------------ Python conveniences
 
@@ -298,8 +305,11 @@ class _InGraphTokenizer(tf.Module):
             return self.tokenize(tf.constant(text)).numpy().tolist()
         return self.tokenize(tf.constant(list(text), tf.string)).to_list()
 
-    def decode(self, ids, skip_special_tokens: bool = False):
-        """One sequence of ids -> str; a batch (list of lists, 2-D array or tensor) -> list[str]."""
+    def decode(self, ids, skip_special_tokens: bool = False, stop_at_eos: bool = False):
+        """One sequence of ids -> str; a batch (list of lists, 2-D array or tensor) -> list[str].
+
+        Equal to transformers' `decode`; `stop_at_eos=True` for generation output (see `detokenize`).
+        """
         if isinstance(ids, (tf.Tensor, tf.RaggedTensor, np.ndarray)):
             batched = ids.shape.rank == 2 if isinstance(ids, (tf.Tensor, tf.RaggedTensor)) else ids.ndim == 2
         else:
@@ -310,7 +320,7 @@ class _InGraphTokenizer(tf.Module):
                                          row_splits_dtype=tf.int64)
             else:
                 ids = tf.constant([int(i) for i in ids], tf.int32, shape=[len(ids)])
-        out = self.detokenize(ids, skip_special_tokens=skip_special_tokens).numpy()
+        out = self.detokenize(ids, skip_special_tokens=skip_special_tokens, stop_at_eos=stop_at_eos).numpy()
         if batched:
             return [s.decode("utf-8") for s in out]
         return out.decode("utf-8")

@@ -339,8 +339,9 @@ def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_l
         rows = order[start:start + batch_size]
         inputs = tokenizer([sources[i] for i in rows], max_length=max_source_length)
         ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **generation_options).numpy()
-        # Column 0 is the decoder start token.
-        for i, text in zip(rows, tokenizer.decode(ids[:, 1:], skip_special_tokens=True), strict=True):
+        # Column 0 is the decoder start token; the text ends at eos, as the exported model's does.
+        texts = tokenizer.decode(ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
+        for i, text in zip(rows, texts, strict=True):
             predictions[i] = text
     return predictions
 
