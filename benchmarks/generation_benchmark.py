@@ -25,49 +25,10 @@ tf.get_logger().setLevel("ERROR")  # retracing per max_length is expected here
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import BandwidthProbe, bound_ms, decoder_step_bytes, describe_machine  # noqa: E402
+
 SCENARIOS = [("greedy b1", 1, 1), ("beam4 b1", 1, 4), ("greedy b8", 8, 1)]
-
-
-class BandwidthProbe:
-    """Bytes per second that TensorFlow streams from memory: the best of a full reduction and a
-    matrix-vector product (what a batch-1 decode step is), in graph mode and under XLA (whose dot reads
-    faster than the graph's), over a buffer far larger than the caches.
-
-    The bandwidth of the shared machines this runs on moves between about 40 and 78 GB/s within a
-    minute, so the probe is read between the repeats of each timing and the bound uses the best reading
-    of that timing.
-    """
-
-    def __init__(self, gigabytes: float):
-        columns = 4096
-        self.data = tf.random.uniform([int(gigabytes * 2 ** 30) // (4 * columns), columns])
-        vector = tf.random.uniform([columns])
-        self.readers = [tf.function(lambda x: tf.reduce_sum(x)), tf.function(lambda x: tf.linalg.matvec(x, vector)),
-                        tf.function(lambda x: tf.linalg.matvec(x, vector), jit_compile=True)]
-        for read in self.readers:
-            read(self.data).numpy()
-
-    def read(self, passes: int = 2) -> float:
-        best = float("inf")
-        for read in self.readers:
-            for _ in range(passes):
-                start = time.perf_counter()
-                read(self.data).numpy()
-                best = min(best, time.perf_counter() - start)
-        return int(tf.size(self.data)) * 4 / best
-
-
-def decoder_step_bytes(config: BertForSeqGenerationConfig, dtype_bytes=4) -> int:
-    """Weights one decoder step reads: per layer self-attention (4 h^2), cross-attention query and output
-    (2 h^2; its keys/values are precomputed), feed-forward (2 h i), plus the LM head (v h)."""
-    h, i = config.hidden_size, config.intermediate_size
-    per_layer = 4 * h * h + 2 * h * h + 2 * h * i
-    return dtype_bytes * (config.num_hidden_layers * per_layer + config.vocab_size * h)
-
-
-def bound_ms(step_bytes: int, bandwidth: float) -> float:
-    """The memory bound of one decode step: its weight bytes over the read bandwidth, in ms."""
-    return 1000 * step_bytes / bandwidth
 
 
 def per_token_ms(run, new_tokens: int, repeats: int, probe: BandwidthProbe) -> tuple[float, float]:
@@ -153,6 +114,7 @@ def main(argv=None):
     probe = BandwidthProbe(0.05 if args.smoke else 1.0)
     model, hf = build(config, seed=0)
     step_bytes = decoder_step_bytes(config)
+    print(describe_machine(args.threads))
     print(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, vocab {config.vocab_size}, "
           f"shared, {model.count_params():,} parameters; threads {args.threads}")
     print(f"a decoder step reads {step_bytes / 1e9:.2f} GB of weights; the bound of a mode is that over the "
