@@ -1,7 +1,8 @@
-"""Token-level training loss for sequence-to-sequence models."""
+"""Token-level training loss for sequence-to-sequence models (functions and the Keras loss)."""
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 
@@ -27,3 +28,26 @@ def sequence_cross_entropy(labels, logits, pad_token_id: int = 0, label_smoothin
         nll = (1.0 - label_smoothing) * nll - label_smoothing * uniform
     weights = tf.cast(valid, tf.float32)
     return tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tf_bert_seqgen")
+class SequenceCrossEntropy(keras.losses.Loss):
+    """Keras loss around `sequence_cross_entropy`: y_true labels [b, t], y_pred logits [b, t, v] -> scalar,
+    the mean over target tokens that are not pad (or -100)."""
+
+    def __init__(self, pad_token_id: int = 0, label_smoothing: float = 0.0, name="sequence_cross_entropy",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pad_token_id = int(pad_token_id)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        loss = sequence_cross_entropy(y_true, y_pred, self.pad_token_id, self.label_smoothing)
+        # Replicas' gradients are summed, so Keras divides a reduced loss by their number; it leaves a
+        # scalar returned by `call` (already a token mean) alone, so that is done here.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss
+
+    def get_config(self):
+        return {**super().get_config(), "pad_token_id": self.pad_token_id,
+                "label_smoothing": self.label_smoothing}

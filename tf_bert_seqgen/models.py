@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
+from tf_bert_seqgen.fit_hooks import TrainingHooks
 from tf_bert_seqgen.layers import Embeddings, LMHead, TransformerLayer, causal_bias, padding_bias
-from tf_bert_seqgen.training import TrainingHooks
 
 
 def _as_config(config) -> BertForSeqGenerationConfig:

@@ -33,7 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_bert_seqgen.losses import sequence_cross_entropy
+from tf_bert_seqgen.fit_hooks import TrainingHooks  # noqa: F401  (training.TrainingHooks, as before)
+from tf_bert_seqgen.losses import SequenceCrossEntropy  # noqa: F401  (training.SequenceCrossEntropy)
 
 # Adam as tensor2tensor's transformer hparams, which the paper's models were trained with.
 ADAM_BETA_1 = 0.9
@@ -41,7 +42,7 @@ ADAM_BETA_2 = 0.997
 ADAM_EPSILON = 1e-9
 
 
-# --- learning-rate schedule, loss, optimizer ---------------------------------------------------------
+# --- learning-rate schedule, optimizer ---------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="tf_bert_seqgen")
 class WarmupRsqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -82,27 +83,6 @@ class WarmupRsqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"scale": self.scale, "hidden_size": self.hidden_size, "warmup_steps": self.warmup_steps}
 
 
-@keras.saving.register_keras_serializable(package="tf_bert_seqgen")
-class SequenceCrossEntropy(keras.losses.Loss):
-    """Keras loss around `sequence_cross_entropy`: y_true labels [b, t], y_pred logits [b, t, v] -> scalar,
-    the mean over target tokens that are not pad (or -100)."""
-
-    def __init__(self, pad_token_id: int = 0, label_smoothing: float = 0.0, name="sequence_cross_entropy",
-                 **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.pad_token_id = int(pad_token_id)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        loss = sequence_cross_entropy(y_true, y_pred, self.pad_token_id, self.label_smoothing)
-        # Replicas' gradients are summed, so Keras divides a reduced loss by their number; it leaves a
-        # scalar returned by `call` (already a token mean) alone, so that is done here.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
-
-    def get_config(self):
-        return {**super().get_config(), "pad_token_id": self.pad_token_id,
-                "label_smoothing": self.label_smoothing}
 
 
 class _ClipSummedGradients:
@@ -168,50 +148,6 @@ def make_optimizer(learning_rate: float = 0.05, hidden_size: int = 1024, warmup_
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
 
 
-class TrainingHooks:
-    """What `EncoderDecoder` adds to `keras.Model` for `compile` / `fit` / `evaluate` (a mixin).
-
-    - `compile(optimizer)` defaults the loss to `SequenceCrossEntropy` with the model's pad id
-      (`label_smoothing=` smooths it).
-    - Batches may be bare feature dicts: the target is then their "labels".
-    - MultiWorkerMirroredStrategy under Keras 3 (TF backend): Keras all-reduces a first batch only to learn
-      input shapes (it cannot reduce a dict, and batches of different lengths differ between workers), and
-      reduces the step's logs along axis 0, which scalars lack (tensorflow/tensorflow#72388). The model
-      builds from int32 [batch, length] specs instead, and its logs are given a length-1 axis there.
-    """
-
-    def compile(self, optimizer="adam", loss=None, label_smoothing: float = 0.0, **kwargs):
-        if loss is None:
-            loss = SequenceCrossEntropy(self.config.decoder.pad_token_id, label_smoothing)
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if y is None and isinstance(x, dict):
-            y = x.get("labels")
-        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
-            return
-        ids = keras.KerasTensor((None, None), "int32")
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=({"input_ids": ids, "attention_mask": ids, "labels": ids}, ids))
-
-    def train_step(self, data):
-        return self._logs_for_reduction(super().train_step(data))
-
-    def test_step(self, data):
-        return self._logs_for_reduction(super().test_step(data))
-
-    def _logs_for_reduction(self, logs):
-        if not _is_multi_worker(self.distribute_strategy):
-            return logs
-        return {k: tf.reshape(v, [-1]) if tf.is_tensor(v) and v.shape.rank == 0 else v for k, v in logs.items()}
-
-
-def _is_multi_worker(strategy) -> bool:
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
 
 
 # --- data ----------------------------------------------------------------------------------------------

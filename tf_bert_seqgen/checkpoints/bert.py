@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from tf_bert_seqgen.checkpoints import hf
+from tf_bert_seqgen.checkpoints.files import read_tensors, resolve
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name, stack_parameters
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
 
@@ -43,7 +43,7 @@ def _wordpiece_special_ids(directory: str) -> dict:
 
 def bert_tensors(directory: str) -> dict:
     """BERT's tensors with the `bert.` prefix removed and segment 0 folded into the position table."""
-    tensors = hf.read_tensors(directory)
+    tensors = read_tensors(directory)
     if any(k.startswith("bert.") for k in tensors):
         tensors = {k[len("bert."):]: v for k, v in tensors.items() if k.startswith("bert.")}
     segments = tensors.pop("embeddings.token_type_embeddings.weight", None)
@@ -85,10 +85,10 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
     cross_attention: "random" (the paper) or "self_attention" (see the module docstring); the latter
         needs a pre-trained decoder (BERT2BERT, BERTSHARE).
     """
-    from tf_bert_seqgen.models import EncoderDecoder
+    from tf_bert_seqgen.models import EncoderDecoder  # the from_pretrained seam: models calls us
 
-    encoder_dir = hf.resolve(encoder_path) if encoder_path else None
-    decoder_dir = hf.resolve(decoder_path) if decoder_path else None
+    encoder_dir = resolve(encoder_path) if encoder_path else None
+    decoder_dir = resolve(decoder_path) if decoder_path else None
     if share and decoder_dir and encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(decoder_dir):
         raise ValueError("share=True uses one checkpoint for both stacks; got two different paths")
     if cross_attention not in CROSS_ATTENTION_INITS:

@@ -12,64 +12,11 @@ import os
 
 import numpy as np
 
+from tf_bert_seqgen.checkpoints import bert
+from tf_bert_seqgen.checkpoints.files import WEIGHT_FILES, read_tensors, resolve  # noqa: F401  (hf.resolve, ...)
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
 from tf_bert_seqgen.io_utils import atomic_directory
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
-_HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "spiece.model", "vocab.txt"]
-
-
-def resolve(path_or_name: str) -> str:
-    """A local directory as is; otherwise an HF hub repo id through `huggingface_hub.snapshot_download`
-    (its cache and HF_HUB_OFFLINE honoured)."""
-    if os.path.isdir(path_or_name):
-        return path_or_name
-    if os.path.exists(path_or_name):
-        raise CheckpointError(f"{path_or_name} is a file; expected a checkpoint directory")
-    import huggingface_hub
-
-    try:
-        return huggingface_hub.snapshot_download(path_or_name, allow_patterns=_HUB_PATTERNS)
-    except Exception as e:  # the hub client raises many types; all mean "not available here"
-        raise CheckpointError(f"{path_or_name!r} is neither a local directory nor a Hugging Face repo that "
-                              f"could be fetched or found in the cache: {type(e).__name__}: {e}") from e
-
-
-def read_tensors(directory: str) -> dict[str, np.ndarray]:
-    """All tensors of an HF checkpoint directory as numpy arrays, by name."""
-    files = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(directory, f))]
-    if not files:
-        raise CheckpointError(f"{directory} holds no weights (looked for {', '.join(WEIGHT_FILES)})")
-    chosen = os.path.join(directory, files[0])
-    if chosen.endswith(".index.json"):
-        with open(chosen, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        tensors = {}
-        for shard in shards:
-            tensors.update(_read_file(os.path.join(directory, shard)))
-        return tensors
-    return _read_file(chosen)
-
-
-def _read_file(path: str) -> dict[str, np.ndarray]:
-    if not os.path.isfile(path):
-        raise CheckpointError(f"weight file {path} is missing")
-    if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-
-        try:
-            return load_file(path)
-        except Exception as e:
-            raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
-    try:
-        import torch
-    except ImportError as e:
-        raise CheckpointError(f"{path} is a PyTorch pickle and torch is not installed; install torch or "
-                              "convert the checkpoint to model.safetensors") from e
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 
 def _prefixed(prefix: str):
@@ -108,7 +55,7 @@ def encoder_decoder_entries(model):
 
 def load_encoder_decoder(path: str, **config_overrides):
     """Builds an `EncoderDecoder` from an HF EncoderDecoderModel directory or hub name."""
-    from tf_bert_seqgen.models import EncoderDecoder
+    from tf_bert_seqgen.models import EncoderDecoder  # the from_pretrained seam: models calls us
 
     directory = resolve(path)
     config_path = os.path.join(directory, "config.json")
@@ -129,8 +76,7 @@ def load_encoder_decoder(path: str, **config_overrides):
 def load_stack(cls, path: str, **config_overrides):
     """Builds a single encoder or decoder from an HF BertGeneration directory, or from a BERT one
     (`model_type: bert`, warm-start: segment embeddings folded in, cross-attention left random)."""
-    from tf_bert_seqgen.checkpoints import bert
-    from tf_bert_seqgen.models import BertForSeqGenerationDecoder
+    from tf_bert_seqgen.models import BertForSeqGenerationDecoder  # the from_pretrained seam: models calls us
 
     directory = resolve(path)
     values = read_config_json(os.path.join(directory, "config.json"))

@@ -1,0 +1,68 @@
+"""Finding and reading checkpoint files: a local directory or an HF hub repo id, and its tensors.
+
+Shared by the HF loader (`hf.py`) and the BERT warm start (`bert.py`); it imports neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "spiece.model", "vocab.txt"]
+
+
+def resolve(path_or_name: str) -> str:
+    """A local directory as is; otherwise an HF hub repo id through `huggingface_hub.snapshot_download`
+    (its cache and HF_HUB_OFFLINE honoured)."""
+    if os.path.isdir(path_or_name):
+        return path_or_name
+    if os.path.exists(path_or_name):
+        raise CheckpointError(f"{path_or_name} is a file; expected a checkpoint directory")
+    import huggingface_hub
+
+    try:
+        return huggingface_hub.snapshot_download(path_or_name, allow_patterns=_HUB_PATTERNS)
+    except Exception as e:  # the hub client raises many types; all mean "not available here"
+        raise CheckpointError(f"{path_or_name!r} is neither a local directory nor a Hugging Face repo that "
+                              f"could be fetched or found in the cache: {type(e).__name__}: {e}") from e
+
+
+def read_tensors(directory: str) -> dict[str, np.ndarray]:
+    """All tensors of an HF checkpoint directory as numpy arrays, by name."""
+    files = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(directory, f))]
+    if not files:
+        raise CheckpointError(f"{directory} holds no weights (looked for {', '.join(WEIGHT_FILES)})")
+    chosen = os.path.join(directory, files[0])
+    if chosen.endswith(".index.json"):
+        with open(chosen, encoding="utf-8") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        tensors = {}
+        for shard in shards:
+            tensors.update(_read_file(os.path.join(directory, shard)))
+        return tensors
+    return _read_file(chosen)
+
+
+def _read_file(path: str) -> dict[str, np.ndarray]:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weight file {path} is missing")
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(path)
+        except Exception as e:
+            raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
+    try:
+        import torch
+    except ImportError as e:
+        raise CheckpointError(f"{path} is a PyTorch pickle and torch is not installed; install torch or "
+                              "convert the checkpoint to model.safetensors") from e
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
