@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_bert_seqgen import _compat
 from tf_bert_seqgen.losses import SequenceCrossEntropy
 
 
@@ -34,12 +35,12 @@ class TrainingHooks:
             y = x.get("labels")
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # a Keras hook: _compat.OVERRIDDEN_HOOKS
+        if _compat.distribute_strategy_of(self) is None:
             return
         ids = keras.KerasTensor((None, None), "int32")
         with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=({"input_ids": ids, "attention_mask": ids, "labels": ids}, ids))
+            _compat.symbolic_build(self, ({"input_ids": ids, "attention_mask": ids, "labels": ids}, ids))
 
     def train_step(self, data):
         return self._logs_for_reduction(super().train_step(data))
@@ -48,11 +49,6 @@ class TrainingHooks:
         return self._logs_for_reduction(super().test_step(data))
 
     def _logs_for_reduction(self, logs):
-        if not _is_multi_worker(self.distribute_strategy):
+        if not _compat.is_multi_worker(self.distribute_strategy):
             return logs
         return {k: tf.reshape(v, [-1]) if tf.is_tensor(v) and v.shape.rank == 0 else v for k, v in logs.items()}
-
-
-def _is_multi_worker(strategy) -> bool:
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())

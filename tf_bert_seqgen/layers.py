@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_bert_seqgen import _compat
+
 # Added to attention logits where attention is not allowed. Not -inf: a fully masked row (an all-pad
 # source) must stay finite, as in the reference, which uses the dtype's minimum.
 MASK_VALUE = -1e9
@@ -46,7 +48,7 @@ def add_bias(outputs, bias):
     bias is the same sum, is not an add, and leaves the product to XLA's multi-threaded dot (1.3x faster
     per 1024 x 1024 product, 1.7x for the LM head; measured with the TF profiler).
     """
-    if tf.__internal__.get_enclosing_xla_context() is not None:
+    if _compat.in_xla_context():
         return outputs - (-bias)
     return tf.nn.bias_add(outputs, bias)
 
@@ -70,7 +72,7 @@ def times_transposed(x, weights, training=False):
     rows = tf.reshape(x, [-1, weights.shape[1]])
     if x.shape[:-1].is_fully_defined():
         rows.set_shape([x.shape[:-1].num_elements(), weights.shape[1]])
-    if tf.__internal__.get_enclosing_xla_context() is None:
+    if not _compat.in_xla_context():
         products = tf.transpose(tf.matmul(weights, rows, transpose_b=True))
     elif not training and _few_rows(x, rows.shape[0]):
         products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]

@@ -71,11 +71,12 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-# The raw SentencePiece ops. tf-text's SentencepieceTokenizer wraps them around a *kernel-owned*
+from tf_bert_seqgen import _compat
+
+# The raw SentencePiece ops (`_compat.sentencepiece_ops`). tf-text's SentencepieceTokenizer wraps them around a *kernel-owned*
 # model resource, which TensorFlow deletes with the eager kernel cache (`keras.backend.clear_session()`
 # does that), leaving the tokenizer with a dangling handle. `_SentencepieceModel` below owns a named
 # resource instead, as TensorFlow's own lookup tables do.
-from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer as _sp_ops
 
 # tf-text ops these tokenizers may put in a graph; every other op they use is a core TensorFlow op.
 # Verified by tracing `tokenize` / `detokenize` of both tokenizers and listing the op types that are
@@ -409,7 +410,7 @@ class _SentencepieceModel(tf.saved_model.experimental.TrackableResource):
         _ = self.resource_handle  # create it now, eagerly
 
     def _create_resource(self):
-        return _sp_ops.sentencepiece_op(model=self._model, shared_name=self._shared_name)
+        return _compat.sentencepiece_ops().sentencepiece_op(model=self._model, shared_name=self._shared_name)
 
 
 class BertForSeqGenerationTokenizer(_InGraphTokenizer):
@@ -477,7 +478,7 @@ class BertForSeqGenerationTokenizer(_InGraphTokenizer):
 
     def _tokenize_text(self, texts):
         # No sampling (nbest_size=0), no bos/eos from SentencePiece itself: those are ours to add.
-        values, row_splits = _sp_ops.sentencepiece_tokenize_op(
+        values, row_splits = _compat.sentencepiece_ops().sentencepiece_tokenize_op(
             self._sentencepiece.resource_handle, texts, nbest_size=0, alpha=1.0, add_bos=False,
             add_eos=False, reverse=False, out_type=tf.int32, Tsplits=tf.int64)
         return tf.RaggedTensor.from_row_splits(values, row_splits, validate=False)
