@@ -74,6 +74,7 @@ class BertForSeqGenerationEncoderModel(keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads a single HF BertGeneration (or BERT) encoder directory."""
+        # The one seam: the loaders build models, so models reach them only when called.
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_stack(cls, path, **kwargs)
@@ -178,6 +179,7 @@ class BertForSeqGenerationDecoder(keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads a single HF BertGeneration decoder directory."""
+        # The one seam: the loaders build models, so models reach them only when called.
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_stack(cls, path, **kwargs)
@@ -257,6 +259,7 @@ class EncoderDecoder(TrainingHooks, keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads our saved directory or an HF EncoderDecoderModel directory / hub name."""
+        # The one seam: the loaders build models, so models reach them only when called.
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_encoder_decoder(path, **kwargs)
@@ -264,6 +267,7 @@ class EncoderDecoder(TrainingHooks, keras.Model):
     @classmethod
     def from_encoder_decoder_pretrained(cls, encoder_path=None, decoder_path=None, share=False, **kwargs):
         """Warm start (the paper's BERT2BERT / BERTSHARE / BERT2RND / RND2RND) from BERT checkpoints."""
+        # The one seam: the loaders build models, so models reach them only when called.
         from tf_bert_seqgen.checkpoints import bert
 
         return bert.warm_start(encoder_path, decoder_path, share=share, **kwargs)
@@ -274,12 +278,14 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         input_ids [b, s] -> int32 [b * num_return_sequences, max_length], starting with the decoder start
         token, pad after eos.
         """
+        # Generation sits above models (it drives any model through decode_step): imported on call.
         from tf_bert_seqgen import generation
 
         return generation.generate(self, input_ids, attention_mask, jit_compile=jit_compile, **options)
 
     def save_pretrained(self, directory, tokenizer=None):
         """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""
+        # The one seam: the loaders build models, so models reach them only when called.
         from tf_bert_seqgen.checkpoints import hf
 
         hf.save_encoder_decoder(self, directory, tokenizer=tokenizer)

@@ -18,6 +18,7 @@ import os
 from tf_bert_seqgen.checkpoints.files import read_tensors, resolve
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name, stack_parameters
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
+from tf_bert_seqgen.models import EncoderDecoder
 
 
 def bert_config(directory: str) -> BertForSeqGenerationConfig:
@@ -85,8 +86,6 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
     cross_attention: "random" (the paper) or "self_attention" (see the module docstring); the latter
         needs a pre-trained decoder (BERT2BERT, BERTSHARE).
     """
-    from tf_bert_seqgen.models import EncoderDecoder  # the from_pretrained seam: models calls us
-
     encoder_dir = resolve(encoder_path) if encoder_path else None
     decoder_dir = resolve(decoder_path) if decoder_path else None
     if share and decoder_dir and encoder_dir and os.path.realpath(encoder_dir) != os.path.realpath(decoder_dir):

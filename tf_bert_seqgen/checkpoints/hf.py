@@ -17,6 +17,7 @@ from tf_bert_seqgen.checkpoints.files import WEIGHT_FILES, read_tensors, resolve
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
 from tf_bert_seqgen.io_utils import atomic_directory
+from tf_bert_seqgen.models import BertForSeqGenerationDecoder, EncoderDecoder
 
 
 def _prefixed(prefix: str):
@@ -55,8 +56,6 @@ def encoder_decoder_entries(model):
 
 def load_encoder_decoder(path: str, **config_overrides):
     """Builds an `EncoderDecoder` from an HF EncoderDecoderModel directory or hub name."""
-    from tf_bert_seqgen.models import EncoderDecoder  # the from_pretrained seam: models calls us
-
     directory = resolve(path)
     config_path = os.path.join(directory, "config.json")
     values = read_config_json(config_path)
@@ -76,8 +75,6 @@ def load_encoder_decoder(path: str, **config_overrides):
 def load_stack(cls, path: str, **config_overrides):
     """Builds a single encoder or decoder from an HF BertGeneration directory, or from a BERT one
     (`model_type: bert`, warm-start: segment embeddings folded in, cross-attention left random)."""
-    from tf_bert_seqgen.models import BertForSeqGenerationDecoder  # the from_pretrained seam: models calls us
-
     directory = resolve(path)
     values = read_config_json(os.path.join(directory, "config.json"))
     is_bert = values.get("model_type") == "bert"

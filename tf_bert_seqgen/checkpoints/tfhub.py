@@ -35,9 +35,12 @@ import warnings
 
 import numpy as np
 
+from tf_bert_seqgen import tokenizers
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.io_utils import atomic_directory
+from tf_bert_seqgen.models import EncoderDecoder
+from tf_bert_seqgen.presets import Preset, get_preset
 
 LAYOUTS = ("separate", "coupled")
 GLOBAL_STEP = "global_step"
@@ -383,8 +386,6 @@ def module_tokenizer(directory: str, spm_model=None, vocab_file=None, preset=Non
 
 
 def _build_tokenizer(source: TokenizerSource, options: dict):
-    from tf_bert_seqgen import tokenizers
-
     if source.kind == "sentencepiece":
         return tokenizers.BertForSeqGenerationTokenizer(source.data, **options)
     try:
@@ -422,8 +423,6 @@ class LoadedModule:
 def find_preset(handle: str, directory: str | None = None):
     """The preset of a module by its handle, its directory's name, or the handle tensorflow_hub recorded
     in `<cache dir>.descriptor.txt` beside a cached module; None when none matches."""
-    from tf_bert_seqgen.presets import get_preset
-
     candidates = [handle]
     if directory is not None:
         path = os.path.abspath(directory).rstrip(os.sep)
@@ -444,9 +443,6 @@ def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab
          share: bool | None = None, tokenizer_options: dict | None = None) -> LoadedModule:
     """`load_module` with everything it found (layout, preset, directory). preset: a `Preset`, a preset
     name, or None to match one by handle."""
-    from tf_bert_seqgen.models import EncoderDecoder
-    from tf_bert_seqgen.presets import get_preset
-
     handle_or_dir = os.fspath(handle_or_dir)
     directory = resolve_module(handle_or_dir)
     preset = get_preset(preset) if isinstance(preset, str) else preset or find_preset(handle_or_dir, directory)
@@ -505,16 +501,13 @@ def convert_module(handle_or_dir: str, out_dir: str, num_heads: int | None = Non
 
 def conversion_preset(loaded: LoadedModule):
     """The matched preset, or one describing the converted module with the paper's decoding defaults."""
-    from tf_bert_seqgen.presets import Preset
-    from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer as SentencePiece
-
     if loaded.preset is not None:
         return loaded.preset
     handle = loaded.handle if not os.path.exists(loaded.handle) else None
     parts = [p for p in re.split(r"[/\\]+", loaded.handle.rstrip("/\\")) if p and not p.isdigit()]
     config = loaded.model.config
     return Preset(name=parts[-1] if parts else "tfhub_module", hf_repo=None, tfhub_handle=handle,
-                  tokenizer="sentencepiece" if isinstance(loaded.tokenizer, SentencePiece) else "wordpiece",
+                  tokenizer="sentencepiece" if isinstance(loaded.tokenizer, tokenizers.BertForSeqGenerationTokenizer) else "wordpiece",
                   shared=config.share, preprocess=getattr(loaded.tokenizer, "preprocess", None),
                   max_input_length=config.encoder.max_position_embeddings,
                   description=f"converted from TF Hub module {loaded.handle} ({loaded.layout} layout)")
