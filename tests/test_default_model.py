@@ -3,7 +3,7 @@
 import json
 import os
 
-from tf_bert_seqgen import training_cli
+from tf_bert_seqgen import cli
 from tf_bert_seqgen.cli import default_model_dir
 from tf_bert_seqgen.data import FUSION_DIR, load_fusion_split
 from tf_bert_seqgen.metrics import compute_metrics
@@ -14,7 +14,7 @@ from tf_bert_seqgen.training import EXPORT_TOKENIZER_DIR, as_tokenizer_writes
 def test_default_model_fuses_held_out_pairs_better_than_copying(capsys):
     model_dir = default_model_dir()
     assert os.path.basename(os.path.dirname(model_dir)) == "fusion"
-    training_cli.main(["evaluate", "--data", os.path.join(FUSION_DIR, "test.tsv")])
+    cli.main(["evaluate", "--data", os.path.join(FUSION_DIR, "test.tsv")])
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == model_dir and report["references"] == "tokenizer"
     pairs = load_fusion_split("test")

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
 
-from tf_bert_seqgen import EncoderDecoder, training, training_cli
+from tf_bert_seqgen import EncoderDecoder, cli, training
 from tf_bert_seqgen.losses import sequence_cross_entropy
 from tf_bert_seqgen.metrics import compute_metrics
 from tf_bert_seqgen.tokenizers import load_tokenizer
@@ -205,7 +205,7 @@ def test_init_spec_with_cross_attention_from_self_attention(tiny_dir):
     for i, layer in enumerate(two.decoder.transformer_layers):
         np.testing.assert_array_equal(layer.cross_attention.value.kernel.numpy(),
                                       bert[f"encoder.layer.{i}.attention.self.value.weight"])
-    with pytest.raises(ValueError, match="applies to --init bert: or share:"):
+    with pytest.raises(ValueError, match="applies to init bert: or share:"):
         training.build_model(f"random:{tiny_dir}", cross_attention="self_attention")
 
 
@@ -248,7 +248,7 @@ def test_bare_feature_dicts_and_mixed_precision(tiny_dir, tokenizer):
         assert model.encoder(features["input_ids"], features["attention_mask"]).dtype == tf.bfloat16
         assert all(v.dtype == "float32" for v in model.trainable_variables)
         # Generation (float32 cache) runs on a float32 copy with the same weights.
-        copy = training.plain_copy(model)
+        copy = training.float32_model(model)
         assert copy.compute_dtype == "float32" and len(training.generate_texts(copy, tokenizer, ["it rains."])) == 1
         np.testing.assert_array_equal(training.weights_digest(copy), training.weights_digest(model))
     finally:
@@ -307,7 +307,7 @@ def _free_ports(count):
 # The two-worker test trains with plain SGD (clipping after the all-reduce, as our Adam does): Adam's first
 # steps are lr * sign(gradient), which turns float noise in near-zero gradients into full steps, so only SGD
 # can show that N replicas make the update one process makes.
-class SummedClipSGD(training._ClipSummedGradients, keras.optimizers.SGD):
+class SummedClipSGD(training.optim._ClipSummedGradients, keras.optimizers.SGD):
     pass
 
 
@@ -318,8 +318,8 @@ def _make_sgd(learning_rate, hidden_size, warmup_steps, optimizer, weight_decay,
 
 def _sgd_worker(argv):
     """Entry point of the worker processes: the CLI with `_make_sgd`."""
-    training.make_optimizer = _make_sgd
-    training_cli.main(argv)
+    training.run.make_optimizer = _make_sgd  # where finetune looks it up
+    cli.main(argv)
 
 
 _WORKER = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import test_training; "
@@ -365,7 +365,7 @@ def test_two_worker_multi_worker_mirrored_strategy(tiny_dir, tokenizer, tmp_path
     report = json.loads(outputs[0][outputs[0].index("{\n"):])
     assert report["steps"] == 4
 
-    monkeypatch.setattr(training, "make_optimizer", _make_sgd)
+    monkeypatch.setattr(training.run, "make_optimizer", _make_sgd)
     _, history = training.finetune(
         f"random:{tiny_dir}", tokenizer, str(data), str(tmp_path / "single"),
         _config(steps=4, batch_size=4, steps_per_checkpoint=2, learning_rate=0.5, clipnorm=0.5), export=False)
@@ -381,10 +381,10 @@ def test_two_worker_multi_worker_mirrored_strategy(tiny_dir, tokenizer, tmp_path
 
 def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path, capsys):
     out = tmp_path / "cli"
-    training_cli.main(["finetune", "--init", f"share:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
-                       "--eval", str(tiny_dir / "dev.jsonl"), "--out", str(out), "--steps", "30",
-                       "--batch-size", "4", "--learning-rate", "0.5", "--warmup", "10", "--steps-per-checkpoint", "15",
-                       "--max-new-tokens", "16", "--verbose", "0", "--cross-attention", "self_attention"])
+    cli.main(["finetune", "--init", f"share:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
+             "--eval", str(tiny_dir / "dev.jsonl"), "--out", str(out), "--steps", "30",
+             "--batch-size", "4", "--learning-rate", "0.5", "--warmup", "10", "--steps-per-checkpoint", "15",
+             "--max-new-tokens", "16", "--verbose", "0", "--cross-attention", "self_attention"])
     report = json.loads(capsys.readouterr().out)
     assert report["steps"] == 30 and report["export"] == str(out / "export" / "1")
     assert report["peak_learning_rate"] == pytest.approx(0.5 / (64 * 10) ** 0.5)
@@ -393,8 +393,8 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
     for name, path in (("checkpoint", out / "model"), ("savedmodel", out / "export" / "1")):
         predictions = tmp_path / f"{name}.txt"
         options = ["--max-new-tokens", "16"] if name == "checkpoint" else []
-        training_cli.main(["evaluate", "--model", str(path), "--data", str(tiny_dir / "train.tsv"),
-                           "--predictions", str(predictions), *options])
+        cli.main(["evaluate", "--model", str(path), "--data", str(tiny_dir / "train.tsv"),
+                 "--predictions", str(predictions), *options])
         results[name] = json.loads(capsys.readouterr().out)
         results[name]["predictions"] = predictions.read_text().splitlines()
         assert results[name]["examples"] == len(PAIRS) and results[name]["references"] == "tokenizer"
@@ -403,9 +403,11 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
     # The checkpoint's report is compute_metrics of its own predictions.
     assert results["checkpoint"]["sari"] == pytest.approx(compute_metrics(
         [s for s, _ in PAIRS], results["checkpoint"]["predictions"], [t for _, t in PAIRS])["sari"])
-    with pytest.raises(ValueError, match="--init"):
+    with pytest.raises(ValueError, match="init must be bert:<dir>"):  # the library names its argument
         training.parse_init("gpt2:somewhere")
-    with pytest.raises(ValueError, match="--cross-attention self_attention applies to --init bert: or share:"):
-        training_cli.main(["finetune", "--init", f"random:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
-                           "--out", str(tmp_path / "never"), "--cross-attention", "self_attention"])
+    with pytest.raises(SystemExit) as exit_info:  # the CLI names the flags: one line, exit code 2
+        cli.main(["finetune", "--init", f"random:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
+                 "--out", str(tmp_path / "never"), "--cross-attention", "self_attention"])
+    assert exit_info.value.code == 2
+    assert "--cross-attention self_attention applies to --init bert: or share:" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()

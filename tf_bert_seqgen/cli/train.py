@@ -1,18 +1,22 @@
-"""`tf-bert-seqgen finetune` and `tf-bert-seqgen evaluate` (registered by `cli.py` via `add_commands`).
+"""Training commands: finetune and evaluate.
 
     tf-bert-seqgen finetune --init share:<bert dir> --train train.tsv --eval dev.tsv --out runs/fusion \\
         --steps 600 --batch-size 16 --learning-rate 0.05 --warmup 100
     tf-bert-seqgen evaluate --model runs/fusion/model --data test.tsv
-
-Also runnable alone: `python -m tf_bert_seqgen.training_cli finetune ...`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
+
+import tensorflow as tf
+
+from tf_bert_seqgen import training
+from tf_bert_seqgen.cli.errors import as_flags
+from tf_bert_seqgen.cli.sources import default_model_dir
+from tf_bert_seqgen.export import latest_version_dir
+from tf_bert_seqgen.tokenizers import load_tokenizer
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
@@ -20,8 +24,6 @@ STRATEGIES = ("none", "mirrored", "multi-worker")
 def make_strategy(name: str):
     """A tf.distribute strategy by name. Create it first: MultiWorkerMirroredStrategy must exist before
     any other TensorFlow op runs (it configures the collective ops of the process); it reads TF_CONFIG."""
-    import tensorflow as tf
-
     if name == "none":
         return None
     if name == "mirrored":
@@ -32,10 +34,8 @@ def make_strategy(name: str):
 
 
 def training_config(args):
-    from tf_bert_seqgen.training import TrainingConfig
-
     generation = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens}
-    return TrainingConfig(
+    return training.TrainingConfig(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.warmup,
         optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
         global_clipnorm=args.global_clipnorm or None, adam_epsilon=args.adam_epsilon,
@@ -46,12 +46,11 @@ def training_config(args):
 
 
 def cmd_finetune(args):
-    strategy = make_strategy(args.strategy)  # before anything else touches TensorFlow
-    from tf_bert_seqgen import training
-
-    kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
-    training.check_cross_attention(kind, args.cross_attention)
-    tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
+    strategy = make_strategy(args.strategy)  # before anything else runs a TensorFlow op
+    with as_flags(init="--init", cross_attention="--cross-attention", tokenizer_dir="--tokenizer DIR"):
+        kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
+        training.check_cross_attention(kind, args.cross_attention)
+        tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
     config = training_config(args)
 
     def init():
@@ -66,80 +65,37 @@ def cmd_finetune(args):
               "parameters": model.count_params(), "peak_learning_rate": schedule.peak,
               "final": {k: v[-1] for k, v in history.items() if v and v[-1] is not None}}
     if training.is_chief(strategy) and not args.no_export:
-        from tf_bert_seqgen.export import latest_version_dir
-
         report["export"] = latest_version_dir(os.path.join(out, "export"))
     print(json.dumps(report, indent=2))
-
-
-def _saved_model_generator(path):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  registers the tokenizer ops
-
-    signature = tf.saved_model.load(path).signatures["serving_default"]
-
-    def run(batch):
-        return [t.decode("utf-8") for t in signature(text=tf.constant(batch))["generated_text"].numpy()]
-    return run
-
-
-def predict(path: str, sources, batch_size: int = 32, **generation_options) -> list[str]:
-    """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours)."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        if generation_options:
-            raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")
-        run = _saved_model_generator(path)
-        return [text for start in range(0, len(sources), batch_size)
-                for text in run(list(sources[start:start + batch_size]))]
-    from tf_bert_seqgen import EncoderDecoder
-    from tf_bert_seqgen.tokenizers import load_tokenizer
-    from tf_bert_seqgen.training import generate_texts
-
-    model = EncoderDecoder.from_pretrained(path)
-    return generate_texts(model, load_tokenizer(path), list(sources), batch_size, **generation_options)
 
 
 def _evaluation_tokenizer(path: str, tokenizer_dir: str | None):
     """The tokenizer that writes the references for `--references tokenizer`: --tokenizer, else the
     checkpoint's, else the one `finetune` stores in a SavedModel's assets.extra; None if there is none."""
-    from tf_bert_seqgen.tokenizers import load_tokenizer
-    from tf_bert_seqgen.training import EXPORT_TOKENIZER_DIR
-
-    for directory in (tokenizer_dir, path, os.path.join(path, EXPORT_TOKENIZER_DIR)):
+    for directory in (tokenizer_dir, path, os.path.join(path, training.EXPORT_TOKENIZER_DIR)):
         if directory and any(os.path.isfile(os.path.join(directory, name)) for name in ("vocab.txt", "spiece.model")):
             return load_tokenizer(directory)
     return None
 
 
 def cmd_evaluate(args):
-    from tf_bert_seqgen.metrics import compute_metrics
-    from tf_bert_seqgen.training import as_tokenizer_writes, read_pairs
-
-    path = args.model
-    if path is None:
-        from tf_bert_seqgen.cli import default_model_dir
-
-        path = default_model_dir()
-    pairs = read_pairs(args.data)
+    path = args.model or default_model_dir()
+    pairs = training.read_pairs(args.data)
     options = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    predictions = predict(path, sources, args.batch_size, **options)
-    view = args.references
-    tokenizer = _evaluation_tokenizer(path, args.tokenizer) if view == "tokenizer" else None
-    if tokenizer is not None:
-        sources, references = as_tokenizer_writes(tokenizer, sources), as_tokenizer_writes(tokenizer, references)
-    else:
-        view = "raw"
-    metrics = compute_metrics(sources, predictions, references)
+    predictions = training.predict(path, sources, args.batch_size, **options)
+    tokenizer = _evaluation_tokenizer(path, args.tokenizer) if args.references == "tokenizer" else None
+    metrics = training.score_predictions(sources, predictions, references, tokenizer)
+    metrics.pop("predictions")
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as f:
             f.writelines(p.replace("\n", " ") + "\n" for p in predictions)
-    print(json.dumps({"model": path, "data": args.data, "examples": len(pairs), "references": view, **metrics},
-                     indent=2))
+    print(json.dumps({"model": path, "data": args.data, "examples": len(pairs),
+                      "references": "raw" if tokenizer is None else "tokenizer", **metrics}, indent=2))
 
 
 def add_commands(subparsers):
-    """Registers `finetune` and `evaluate` on the `tf-bert-seqgen` sub-command parser."""
+    """Registers finetune and evaluate on the `tf-bert-seqgen` sub-command parser."""
     p = subparsers.add_parser("finetune", help="fine-tune (warm-started or random) on (source, target) pairs")
     p.add_argument("--init", required=True,
                    help="bert:<dir> (BERT2BERT), share:<dir> (BERTSHARE), bert2rnd:<dir>, random[:<dir>] "
@@ -189,15 +145,3 @@ def add_commands(subparsers):
                         "for uncased models; the default when a tokenizer is found), raw: as given")
     p.add_argument("--tokenizer", help="tokenizer directory for --references tokenizer (default: the model's)")
     p.set_defaults(func=cmd_evaluate)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_bert_seqgen.training_cli")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

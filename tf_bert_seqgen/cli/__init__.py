@@ -1,0 +1,49 @@
+"""`tf-bert-seqgen`: generate, export, convert, info, finetune, evaluate.
+
+One rule for every command: an error is one line on stderr and exit code 2; `--debug` shows the
+traceback. Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate);
+`sources.py` says what a path holds and loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tf_bert_seqgen.cli import inference, train
+from tf_bert_seqgen.cli.sources import (
+    DEFAULT_MODEL_NAME,
+    CliError,
+    default_model_dir,
+    kind_of,
+    load_model_and_tokenizer,
+    preset_decoding,
+)
+
+__all__ = ["DEFAULT_MODEL_NAME", "CliError", "build_parser", "default_model_dir", "kind_of",
+           "load_model_and_tokenizer", "main", "preset_decoding"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tf-bert-seqgen", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+    inference.add_commands(commands)
+    train.add_commands(commands)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # the CLI's contract: one line, non-zero exit, no traceback
+        if args.debug:
+            raise
+        message = "; ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+        print(f"tf-bert-seqgen {args.command}: error: {message or type(e).__name__}", file=sys.stderr)
+        sys.exit(2)

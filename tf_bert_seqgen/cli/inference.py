@@ -1,0 +1,162 @@
+"""Inference commands: generate, export, convert, info."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from tf_bert_seqgen.checkpoints import tfhub
+from tf_bert_seqgen.cli.errors import CliError, as_flags
+from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
+from tf_bert_seqgen.config import read_config_json
+from tf_bert_seqgen.export import export_saved_model, next_version_dir
+from tf_bert_seqgen.training.evaluate import generate_batch, read_export_info, savedmodel_generator
+
+
+def generation_options(args) -> dict:
+    options = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
+               "length_penalty": args.length_penalty}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _read_texts(args) -> list[str]:
+    if args.texts and args.input:
+        raise CliError("give texts as arguments or with --input, not both")
+    if args.texts:
+        return list(args.texts)
+    if args.input and args.input != "-":
+        if not os.path.isfile(args.input):
+            raise CliError(f"input file {args.input} does not exist")
+        with open(args.input, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    return [line.rstrip("\n") for line in sys.stdin]
+
+
+def _checkpoint_generator(path, options, args):
+    model, tokenizer, defaults = load_model_and_tokenizer(path, args.spm, args.vocab)
+    defaults.pop("max_input_length", None)
+    options = {**{k: v for k, v in defaults.items() if v is not None}, **options}
+    return lambda batch: generate_batch(model, tokenizer, batch, **options)
+
+
+def cmd_generate(args):
+    path = args.model or default_model_dir()
+    texts = _read_texts(args)
+    options = generation_options(args)
+    kind = kind_of(path)
+    if kind == "savedmodel":
+        with as_flags(num_beams="--num-beams"):
+            run = savedmodel_generator(path, **options)
+    else:
+        run = _checkpoint_generator(path, options, args)
+    batches = range(0, len(texts), args.batch_size)
+    show_progress = not args.texts and len(texts) > args.batch_size
+    for start in tqdm(batches, disable=not show_progress, unit="batch", file=sys.stderr):
+        for line in run(texts[start:start + args.batch_size]):
+            print(line.replace("\n", " "), flush=True)
+
+
+def cmd_export(args):
+    model, tokenizer, defaults = load_model_and_tokenizer(args.model, args.spm, args.vocab, args.num_heads)
+    out = next_version_dir(args.out) if args.version == "auto" else args.out
+    options = {**{k: v for k, v in defaults.items() if v is not None}, **generation_options(args)}
+    options.setdefault("max_new_tokens", 64)
+    if args.length_penalty_style:
+        options["length_penalty_style"] = args.length_penalty_style
+    if args.max_input_length:
+        options["max_input_length"] = args.max_input_length
+    export_saved_model(model, tokenizer, out, jit_compile=args.xla, **options)
+    print(out)
+
+
+def cmd_convert(args):
+    if kind_of(args.source) == "tfhub":
+        tfhub.convert_module(args.source, args.out, num_heads=args.num_heads, spm_model=args.spm,
+                             vocab_file=args.vocab)
+    else:
+        model, tokenizer, _ = load_model_and_tokenizer(args.source, args.spm, args.vocab)
+        model.save_pretrained(args.out, tokenizer=tokenizer)
+    print(args.out)
+
+
+def _size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def cmd_info(args):
+    path = args.path
+    kind = kind_of(path)
+    report = {"path": path, "kind": kind}
+    if os.path.isdir(path):
+        report["size_bytes"] = _size(path)
+    if kind == "savedmodel":
+        loaded = tf.saved_model.load(path)
+        report["signatures"] = {
+            name: {"inputs": {k: f"{v.dtype.name}{v.shape}" for k, v in fn.structured_input_signature[1].items()},
+                   "outputs": {k: f"{v.dtype.name}{v.shape}" for k, v in fn.structured_outputs.items()}}
+            for name, fn in loaded.signatures.items()}
+        try:
+            report["export"] = read_export_info(path)
+        except FileNotFoundError:
+            pass
+    elif kind == "checkpoint":
+        report["config"] = read_config_json(os.path.join(path, "config.json"))
+        report["files"] = sorted(os.listdir(path))
+    else:
+        model, tokenizer, defaults = load_model_and_tokenizer(path)
+        report["decoding_defaults"] = defaults
+        report["config"] = model.config.to_dict()
+        report["tokenizer"] = repr(tokenizer)
+        report["parameters"] = model.count_params()
+    print(json.dumps(report, indent=2, default=str))
+
+
+def add_commands(commands):
+    """Registers generate, export, convert and info on the `tf-bert-seqgen` sub-command parser."""
+    def decoding(p, beams=True):
+        if beams:
+            p.add_argument("--num-beams", type=int)
+        p.add_argument("--max-new-tokens", type=int)
+        p.add_argument("--length-penalty", type=float)
+
+    def tokenizer_files(p):
+        p.add_argument("--spm", help="spiece.model to use when the source has no tokenizer")
+        p.add_argument("--vocab", help="WordPiece vocab.txt to use when the source has no tokenizer")
+
+    p = commands.add_parser("generate", help="generate text for each input line or argument")
+    p.add_argument("texts", nargs="*", help="input texts (else --input FILE, else stdin)")
+    p.add_argument("--model", help="SavedModel, checkpoint directory, HF repo id or TF Hub module "
+                                   "(default: the shipped fusion model)")
+    p.add_argument("--input", help="file with one input per line ('-' for stdin)")
+    p.add_argument("--batch-size", type=int, default=16)
+    decoding(p)
+    tokenizer_files(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = commands.add_parser("export", help="export a SavedModel (strings in, strings out) for TF Serving")
+    p.add_argument("model", help="checkpoint directory, HF repo id or TF Hub module/handle")
+    p.add_argument("--out", required=True, help="export directory (with --version auto: the model's base dir)")
+    p.add_argument("--version", choices=["auto", "none"], default="none",
+                   help="auto: write OUT/<next version number> (TF Serving layout)")
+    p.add_argument("--xla", action="store_true", help="compile the decode loop with XLA")
+    p.add_argument("--max-input-length", type=int)
+    p.add_argument("--length-penalty-style", choices=["hf", "gnmt"])
+    p.add_argument("--num-heads", type=int, help="attention heads, for TF Hub modules without a preset")
+    decoding(p)
+    tokenizer_files(p)
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("convert", help="convert any supported checkpoint to our (HF-compatible) format")
+    p.add_argument("source", help="HF directory or repo id, or TF Hub module/handle")
+    p.add_argument("--out", required=True)
+    p.add_argument("--num-heads", type=int)
+    tokenizer_files(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = commands.add_parser("info", help="what a model directory or SavedModel holds")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_info)

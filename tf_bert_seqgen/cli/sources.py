@@ -1,0 +1,77 @@
+"""What a model path holds (SavedModel, TF Hub module, checkpoint, hub name) and loading it, plus the
+shipped default model."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tf_bert_seqgen.checkpoints import hf, tfhub
+from tf_bert_seqgen.cli.errors import CliError
+from tf_bert_seqgen.export import latest_version_dir
+from tf_bert_seqgen.models import EncoderDecoder
+from tf_bert_seqgen.presets import Preset
+from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, WordPieceTokenizer, load_tokenizer
+
+DEFAULT_MODEL_NAME = "fusion"
+# The repository checkout that holds saved_models/ (three levels above this file).
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def default_model_dir() -> str:
+    """The shipped default model: the newest version under saved_models/fusion (repo checkout)."""
+    root = os.path.join(_REPO_ROOT, "saved_models", DEFAULT_MODEL_NAME)
+    found = latest_version_dir(root)
+    if found is None:
+        raise FileNotFoundError(f"no default model under {root}; pass --model")
+    return found
+
+
+def kind_of(path: str) -> str:
+    """'savedmodel', 'tfhub', 'checkpoint' (our / HF directory) or 'hub-name' (HF repo id or TF Hub handle)."""
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "tfhub_module.pb")):
+            return "tfhub"
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return "savedmodel"
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return "checkpoint"
+        raise CliError(f"{path} is neither a SavedModel, a TF Hub module nor a checkpoint directory "
+                       "(no saved_model.pb, tfhub_module.pb or config.json)")
+    if os.path.exists(path):
+        raise CliError(f"{path} is a file; expected a model directory")
+    if path.startswith(("http://", "https://")) or "tfhub.dev" in path or path.startswith("google/bertseq2seq"):
+        return "tfhub"
+    return "hub-name"
+
+
+def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):
+    """(model, tokenizer, decoding defaults) from any supported source.
+
+    Decoding defaults come from the release's preset: a TF Hub module's (matched by handle), or the
+    `preset.json` that `convert` writes beside a converted checkpoint; none for other checkpoints.
+    """
+    kind = kind_of(path)
+    if kind == "savedmodel":
+        raise CliError(f"{path} is an exported SavedModel; this command needs a checkpoint or a TF Hub module")
+    if kind == "tfhub":
+        loaded = tfhub.load(path, num_heads=num_heads, spm_model=spm, vocab_file=vocab)
+        return loaded.model, loaded.tokenizer, preset_decoding(tfhub.conversion_preset(loaded))
+    directory = hf.resolve(path)
+    model = EncoderDecoder.from_pretrained(directory)
+    if spm or vocab:
+        tokenizer = BertForSeqGenerationTokenizer(spm) if spm else WordPieceTokenizer(vocab)
+    else:
+        tokenizer = load_tokenizer(directory)
+    defaults = {}
+    preset_path = os.path.join(directory, "preset.json")
+    if os.path.isfile(preset_path):
+        with open(preset_path, encoding="utf-8") as f:
+            defaults = preset_decoding(Preset(**json.load(f)))
+    return model, tokenizer, defaults
+
+
+def preset_decoding(preset) -> dict:
+    return {"num_beams": preset.num_beams, "length_penalty": preset.length_penalty,
+            "length_penalty_style": preset.length_penalty_style,
+            "max_new_tokens": preset.max_output_length or None, "max_input_length": preset.max_input_length}

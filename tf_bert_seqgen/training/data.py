@@ -1,0 +1,118 @@
+"""(source, target) pairs from files or lists, and the tf.data pipeline that tokenizes and batches them.
+
+Shapes: b = batch, s = source length, t = target length.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def read_pairs(path: str) -> list[tuple[str, str]]:
+    """(source, target) pairs from `source<TAB>target` lines (.tsv) or {"source", "target"} objects (.jsonl)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no data file at {path}")
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if path.endswith(".jsonl"):
+                record = json.loads(line)
+                if not isinstance(record, dict) or "source" not in record or "target" not in record:
+                    raise ValueError(f"{path}:{number}: expected an object with 'source' and 'target'")
+                pairs.append((str(record["source"]), str(record["target"])))
+            elif path.endswith(".tsv"):
+                fields = line.split("\t")
+                if len(fields) != 2:
+                    raise ValueError(f"{path}:{number}: expected 'source<TAB>target', got {len(fields)} fields")
+                pairs.append((fields[0], fields[1]))
+            else:
+                raise ValueError(f"{path}: unknown data format; use .tsv or .jsonl")
+    if not pairs:
+        raise ValueError(f"{path} holds no examples")
+    return pairs
+
+
+def as_pairs(data) -> list[tuple[str, str]]:
+    """A path (.tsv / .jsonl) or a sequence of (source, target) -> a list of pairs."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_pairs(os.fspath(data))
+    pairs = [(str(s), str(t)) for s, t in data]
+    if not pairs:
+        raise ValueError("no training examples")
+    return pairs
+
+
+def default_bucket_boundaries(max_length: int) -> list[int]:
+    """8, 16, 32, ... below max_length: few distinct shapes, little padding."""
+    boundaries, width = [], 8
+    while width < max_length:
+        boundaries.append(width)
+        width *= 2
+    return boundaries
+
+
+def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128, max_target_length: int = 128,
+                 *, shuffle: bool = False, repeat: bool = False, bucket: bool = True, bucket_boundaries=None,
+                 seed: int = 0, eos_token_id: int | None = None, pad_token_id: int | None = None,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+    """A tf.data pipeline of (features, labels) batches, tokenized in the graph by `tokenizer`.
+
+    Args:
+        data: (source, target) pairs or a .tsv / .jsonl path (see `read_pairs`).
+        tokenizer: a `tf_bert_seqgen.tokenizers` tokenizer (its `tokenize` runs inside `Dataset.map`).
+        batch_size: examples per batch (the global batch under a distribution strategy).
+        max_source_length, max_target_length: truncation, eos included in the target's length.
+        shuffle, seed: reshuffle every pass, deterministically given the seed.
+        repeat: repeat forever (training with `steps_per_epoch`).
+        bucket: group examples of similar length (`bucket_by_sequence_length`) before padding;
+            boundaries default to 8, 16, 32, ... (`bucket_boundaries` overrides).
+        eos_token_id, pad_token_id: the model's; default to the tokenizer's.
+
+    Returns:
+        Dataset of ({"input_ids" [b, s], "attention_mask" [b, s], "labels" [b, t]}, labels [b, t]),
+        int32, right-padded with pad to the longest row of the batch; every target row ends with eos.
+    """
+    pairs = as_pairs(data)
+    eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+    pad = tokenizer.pad_token_id if pad_token_id is None else pad_token_id
+    if eos is None or pad is None:
+        raise ValueError("the target needs an eos and padding a pad id; the tokenizer has none, pass them")
+    append_eos = not getattr(tokenizer, "add_eos", False)
+
+    def tokenize(source, target):
+        source_ids = tokenizer.tokenize(source)[:max_source_length]
+        target_ids = tokenizer.tokenize(target)
+        if append_eos:
+            target_ids = tf.concat([target_ids[:max_target_length - 1], [eos]], axis=0)
+        else:  # the tokenizer's eos is already last; keep it when truncating
+            target_ids = tf.concat([target_ids[:-1][:max_target_length - 1], target_ids[-1:]], axis=0)
+        return tf.cast(source_ids, tf.int32), tf.ones_like(source_ids, tf.int32), tf.cast(target_ids, tf.int32)
+
+    ds = tf.data.Dataset.from_tensor_slices(([s for s, _ in pairs], [t for _, t in pairs]))
+    # Tokenize once; later passes read the cache.
+    ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+    if shuffle:
+        ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    padded_shapes = ([None], [None], [None])
+    padding_values = (tf.constant(pad, tf.int32), tf.constant(0, tf.int32), tf.constant(pad, tf.int32))
+    if bucket:
+        boundaries = list(bucket_boundaries or default_bucket_boundaries(max(max_source_length, max_target_length)))
+        ds = ds.bucket_by_sequence_length(
+            lambda ids, mask, labels: tf.maximum(tf.shape(ids)[0], tf.shape(labels)[0]), boundaries,
+            [batch_size] * (len(boundaries) + 1), padded_shapes=padded_shapes, padding_values=padding_values,
+            drop_remainder=drop_remainder)
+    else:
+        ds = ds.padded_batch(batch_size, padded_shapes, padding_values, drop_remainder=drop_remainder)
+
+    def to_features(ids, mask, labels):
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}, labels
+
+    return ds.map(to_features).prefetch(tf.data.AUTOTUNE)

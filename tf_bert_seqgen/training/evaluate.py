@@ -1,0 +1,168 @@
+"""The one generation-and-scoring pipeline: texts from a model (checkpoint or SavedModel), metrics against
+references, and the Keras callback that reports them during training."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from tf_bert_seqgen import _compat
+from tf_bert_seqgen.export import EXPORT_INFO_FILE
+from tf_bert_seqgen.metrics import compute_metrics
+from tf_bert_seqgen.models import EncoderDecoder
+from tf_bert_seqgen.tokenizers import load_tokenizer  # also registers the tf-text ops SavedModels hold
+from tf_bert_seqgen.training.data import as_pairs
+
+
+def generate_batch(model, tokenizer, texts, max_source_length: int | None = None, **generation_options) -> list[str]:
+    """One batch of texts -> generated texts with `model.generate` (options as its own)."""
+    inputs = tokenizer(list(texts), max_length=max_source_length)
+    ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **generation_options).numpy()
+    # Column 0 is the decoder start token; the text ends at eos, as the exported model's does.
+    return tokenizer.decode(ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
+
+
+def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_length: int | None = None,
+                   **generation_options) -> list[str]:
+    """Decodes every source with `model.generate` (greedy unless num_beams > 1); returns texts in order.
+
+    Sources are batched by length so that little of each batch is padding.
+    """
+    # 64 new tokens unless the decoder's positions end sooner.
+    generation_options.setdefault("max_new_tokens", min(64, model.config.decoder.max_position_embeddings - 1))
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    predictions = [""] * len(sources)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        texts = generate_batch(model, tokenizer, [sources[i] for i in rows], max_source_length, **generation_options)
+        for i, text in zip(rows, texts, strict=True):
+            predictions[i] = text
+    return predictions
+
+
+def as_tokenizer_writes(tokenizer, texts) -> list[str]:
+    """`texts` encoded and decoded again: the closest string the model can produce. An uncased WordPiece
+    model writes "if the string contains no timezone, utc is assumed." for "If the string ... UTC ...".
+    """
+    return tokenizer.decode(tokenizer.encode(list(texts)), skip_special_tokens=True)
+
+
+def evaluate_generation(model, tokenizer, data, batch_size: int = 32, max_source_length: int | None = None,
+                        references: str = "tokenizer", **generation_options) -> dict:
+    """ROUGE-1/2/L, BLEU, SARI (0-100) and exact match (0-1) of generated text against the targets.
+
+    data: (source, target) pairs or a .tsv / .jsonl path. generation_options: as `EncoderDecoder.generate`
+    (num_beams, max_new_tokens, length_penalty, ...).
+    references: "tokenizer" scores against sources and targets as the tokenizer writes them
+    (`as_tokenizer_writes`: lowercased for an uncased model, WordPiece spacing around quotes), so that
+    exact match means "produced the target's tokens"; "raw" against the texts as given (case-sensitive
+    exact match and BLEU, which an uncased model can never match on capitalised text).
+    Returns the metrics plus "predictions" (list[str]).
+    """
+    if references not in ("tokenizer", "raw"):
+        raise ValueError(f"references must be 'tokenizer' or 'raw', got {references!r}")
+    pairs = as_pairs(data)
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    predictions = generate_texts(model, tokenizer, sources, batch_size, max_source_length, **generation_options)
+    return score_predictions(sources, predictions, targets, tokenizer if references == "tokenizer" else None)
+
+
+def score_predictions(sources, predictions, targets, tokenizer=None) -> dict:
+    """`compute_metrics` plus "predictions"; with a tokenizer, against sources and targets as it writes
+    them (`as_tokenizer_writes`), else against the texts as given."""
+    if tokenizer is not None:
+        sources, targets = as_tokenizer_writes(tokenizer, sources), as_tokenizer_writes(tokenizer, targets)
+    return {**compute_metrics(sources, predictions, targets), "predictions": list(predictions)}
+
+
+def float32_model(model):
+    """`model` itself, or, when it computes in (b)float16 or lives in a distribution strategy, a float32
+    copy outside it (`EncoderDecoder.cast`): generation and export need plain float32 variables (the
+    decoder's cache is float32)."""
+    if _compat.distribute_strategy_of(model) is None and model.compute_dtype == "float32":
+        return model
+    # A mixed-precision run has changed the global policy; the copy must not pick it up anywhere.
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return model.cast("float32")
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+class GenerationEvaluation(keras.callbacks.Callback):
+    """Decodes dev pairs every `every` epochs and adds `val_<metric>` (sari, exact_match, ...) to the
+    epoch logs, so History, the progress bar and TensorBoard show them."""
+
+    def __init__(self, tokenizer, data, every: int = 1, batch_size: int = 32, **generation_options):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.pairs = as_pairs(data)
+        self.every = max(1, int(every))
+        self.batch_size = batch_size
+        self.generation_options = generation_options
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.model.stop_training or epoch + 1 == self.params.get("epochs")
+        if logs is None or ((epoch + 1) % self.every and not last):
+            return
+        results = evaluate_generation(float32_model(self.model), self.tokenizer, self.pairs, self.batch_size,
+                                      **self.generation_options)
+        logs.update({f"val_{k}": float(v) for k, v in results.items() if k != "predictions"})
+
+
+# --- models given by path: a SavedModel or a checkpoint directory ------------------------------------------
+
+def read_export_info(path: str) -> dict:
+    """What `export_saved_model` recorded about a SavedModel (its decoding options, versions)."""
+    info_path = os.path.join(path, EXPORT_INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise FileNotFoundError(f"{path} was not exported by tf_bert_seqgen ({EXPORT_INFO_FILE} missing)")
+    with open(info_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def savedmodel_generator(path: str, max_new_tokens: int | None = None, length_penalty: float | None = None,
+                         num_beams: int | None = None):
+    """A function batch of texts -> generated texts, run by an exported SavedModel.
+
+    Without options it calls the default signature; max_new_tokens / length_penalty go through
+    `generate_with_options` (the other one keeps its exported value). num_beams is fixed at export.
+    """
+    if num_beams is not None:
+        raise ValueError("num_beams is fixed when a SavedModel is exported; re-export to change it")
+    loaded = tf.saved_model.load(path)
+    if max_new_tokens is None and length_penalty is None:
+        signature = loaded.signatures["serving_default"]
+
+        def run(batch):
+            return signature(text=tf.constant(batch))["generated_text"]
+    else:
+        signature = loaded.signatures["generate_with_options"]
+        exported = read_export_info(path)["generation"]
+        max_new = exported["max_length"] - 1 if max_new_tokens is None else max_new_tokens
+        penalty = exported["length_penalty"] if length_penalty is None else length_penalty
+
+        def run(batch):
+            return signature(text=tf.constant(batch), max_new_tokens=tf.constant(max_new, tf.int32),
+                             length_penalty=tf.constant(penalty, tf.float32))["generated_text"]
+    return lambda batch: [t.decode("utf-8") for t in run(list(batch)).numpy()]
+
+
+def is_savedmodel(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def predict(path: str, sources, batch_size: int = 32, **generation_options) -> list[str]:
+    """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours)."""
+    if is_savedmodel(path):
+        if generation_options:
+            raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")
+        run = savedmodel_generator(path)
+        return [text for start in range(0, len(sources), batch_size)
+                for text in run(sources[start:start + batch_size])]
+    model = EncoderDecoder.from_pretrained(path)
+    return generate_texts(model, load_tokenizer(path), list(sources), batch_size, **generation_options)

@@ -1,0 +1,226 @@
+"""`finetune`: the whole run (strategy, checkpoints with resume, TensorBoard, dev metrics, save + export)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_bert_seqgen.export import export_saved_model, next_version_dir
+from tf_bert_seqgen.training.data import make_dataset
+from tf_bert_seqgen.training.evaluate import GenerationEvaluation, evaluate_generation, float32_model
+from tf_bert_seqgen.training.init import build_model
+from tf_bert_seqgen.training.optim import ADAM_EPSILON, make_optimizer
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Hyper-parameters of `finetune`. Defaults suit a small model on a small set; the paper used
+    learning_rate 0.05, warmup 40k steps, batch 256 (BERT-large sized, TPU)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 0.05  # the schedule's scale; peak = scale / sqrt(hidden * warmup)
+    warmup_steps: int = 100
+    optimizer: str = "adam"  # or "adamw"
+    weight_decay: float = 0.01  # AdamW only
+    clipnorm: float | None = 1.0
+    global_clipnorm: float | None = None
+    adam_epsilon: float = ADAM_EPSILON
+    label_smoothing: float = 0.0
+    max_source_length: int = 128
+    max_target_length: int = 128
+    steps_per_checkpoint: int = 100  # also a Keras "epoch": checkpoint, dev loss, progress-bar line
+    eval_every: int = 1  # dev generation metrics every this many checkpoints (0: at the end only)
+    eval_batch_size: int = 32
+    mixed_precision: str | None = None  # "mixed_float16" / "mixed_bfloat16"
+    seed: int = 0
+    verbose: int | str = "auto"
+    generation: dict = dataclasses.field(default_factory=lambda: {"num_beams": 1, "max_new_tokens": 64})
+
+
+def is_chief(strategy=None) -> bool:
+    """True except on the non-chief workers of a multi-worker strategy (only the chief writes outputs)."""
+    resolver = getattr(strategy or tf.distribute.get_strategy(), "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def worker_dir(out_dir: str, strategy=None) -> str:
+    """`out_dir` on the chief; `out_dir/worker_<id>` on other workers, so they never overwrite its files."""
+    if is_chief(strategy):
+        return out_dir
+    return os.path.join(out_dir, f"worker_{strategy.cluster_resolver.task_id}")
+
+
+def _restored_step(backup_dir: str, steps_per_epoch: int) -> int:
+    """The step BackupAndRestore will resume from (it restarts at an epoch boundary)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f)["epoch"]) * steps_per_epoch
+
+
+def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig | None = None, eval_data=None,
+             strategy=None, export: bool = True, callbacks=()):
+    """Fine-tunes, checkpointing as it goes; resumes from `out_dir` if a previous run was interrupted.
+
+    Args:
+        init: an init spec (`parse_init`) or a function returning a fresh `EncoderDecoder`; it is called
+            inside `strategy.scope()`.
+        tokenizer: the model's tokenizer (tokenizes the data in the input pipeline; saved with the model).
+        train_data, eval_data: (source, target) pairs or .tsv / .jsonl paths. eval_data gives the dev
+            loss at every checkpoint and generation metrics (`val_sari`, ...) every `eval_every`.
+        out_dir: `backup/` (resume state), `logs/` (TensorBoard), `history.json`, `model/`
+            (`save_pretrained`), `export/<version>/` (`export_saved_model`), `metrics.json`.
+        strategy: a `tf.distribute` strategy (Mirrored, MultiWorkerMirrored, ...); default: none.
+        export: write the SavedModel at the end.
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        (model, history): the trained model and {metric: [value per checkpoint]} plus "step".
+    """
+    config = config or TrainingConfig()
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    out_dir = worker_dir(out_dir, strategy)
+    os.makedirs(out_dir, exist_ok=True)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(init, tokenizer) if isinstance(init, str) else init()
+        model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
+                                     config.optimizer, config.weight_decay, config.clipnorm,
+                                     config.global_clipnorm, config.adam_epsilon),
+                      label_smoothing=config.label_smoothing)
+
+    steps_per_epoch = min(config.steps_per_checkpoint, config.steps)
+    epochs = math.ceil(config.steps / steps_per_epoch)
+    backup_dir = os.path.join(out_dir, "backup")
+    dataset_options = dict(max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+                           eos_token_id=model.config.decoder.eos_token_id,
+                           pad_token_id=model.config.decoder.pad_token_id)
+    train = make_dataset(train_data, tokenizer, config.batch_size, shuffle=True, repeat=True, seed=config.seed,
+                         **dataset_options)
+    # The shuffled stream is a function of the seed: skipping what was trained on makes a resumed run
+    # see exactly the batches an uninterrupted one would.
+    train = train.skip(_restored_step(backup_dir, steps_per_epoch))
+    validation = validation_steps = None
+    all_callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+                     StopAtStep(config.steps)]
+    if eval_data is not None:
+        validation = make_dataset(eval_data, tokenizer, config.eval_batch_size, **dataset_options)
+        # Bucketing makes the batch count data-dependent; Keras wants it to evaluate without warnings.
+        validation_steps = int(validation.reduce(0, lambda count, _: count + 1))
+        if chief:
+            every = config.eval_every or epochs
+            all_callbacks.append(GenerationEvaluation(tokenizer, eval_data, every, config.eval_batch_size,
+                                                      **config.generation))
+    rows = HistoryRows(os.path.join(out_dir, "history.json"))
+    all_callbacks.append(rows)
+    if chief and importlib.util.find_spec("tensorboard") is not None:
+        all_callbacks.append(keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq="epoch"))
+    elif chief:
+        warnings.warn("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=2)
+    all_callbacks.extend(callbacks)
+    model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation,
+              validation_steps=validation_steps, callbacks=all_callbacks, verbose=config.verbose if chief else 0)
+    history = rows.columns()
+    last_row = rows.rows[-1] if rows.rows and rows.rows[-1]["step"] == config.steps else {}
+    _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_row)
+    return model, history
+
+
+class HistoryRows(keras.callbacks.Callback):
+    """Writes one row per epoch to a JSON file as training goes: the optimizer step (a resumed run's
+    epochs start mid-way) and every metric logged, including those only some epochs have (Keras'
+    History would misalign them). Rows of an interrupted run up to its restore point are kept."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.rows = []
+
+    def on_train_begin(self, logs=None):
+        self.rows = []
+        if os.path.isfile(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.rows = json.load(f)
+        step = int(self.model.optimizer.iterations.numpy())  # BackupAndRestore has run: the restored step
+        self.rows = [r for r in self.rows if r["step"] <= step]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["step"] = int(self.model.optimizer.iterations.numpy())
+        self.rows.append({k: int(v) if k == "step" else float(v) for k, v in logs.items()})
+        with open(self.path, "w", encoding="utf-8") as f:
+            json.dump(self.rows, f, indent=1)
+
+    def columns(self) -> dict:
+        """{metric: [value or None per row]}"""
+        keys = sorted({k for r in self.rows for k in r})
+        return {k: [r.get(k) for r in self.rows] for k in keys}
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends `fit` once the optimizer has made `steps` updates (the last "epoch" may be a partial one)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True
+
+
+def _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_row):
+    """save_pretrained; on the chief also dev metrics (metrics.json) and the SavedModel."""
+    model.save_pretrained(os.path.join(out_dir, "model"), tokenizer=tokenizer)
+    if not chief:
+        return
+    plain = float32_model(model)
+    if eval_data is not None:
+        metrics = {k[len("val_"):]: v for k, v in last_row.items() if k.startswith("val_") and k != "val_loss"}
+        if "sari" not in metrics:  # not evaluated at the last step (a resumed, already finished run)
+            metrics = evaluate_generation(plain, tokenizer, eval_data, config.eval_batch_size, **config.generation)
+            metrics.pop("predictions")
+        with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(metrics, f, indent=2)
+    if export:
+        export_with_tokenizer(plain, tokenizer, _next_export_dir(out_dir), **config.generation)
+
+
+def _next_export_dir(out_dir):
+    return next_version_dir(os.path.join(out_dir, "export"))
+
+
+# Where `export_with_tokenizer` keeps the tokenizer's files inside a SavedModel (TF Serving ignores it).
+EXPORT_TOKENIZER_DIR = os.path.join("assets.extra", "tokenizer")
+
+
+def export_with_tokenizer(model, tokenizer, export_dir: str, **generation_options) -> str:
+    """`export_saved_model`, plus the tokenizer's files under assets.extra/tokenizer so that evaluation can
+    write references as the model does (`tf-bert-seqgen evaluate`)."""
+    export_saved_model(model, tokenizer, export_dir, **generation_options)
+    tokenizer.save_pretrained(os.path.join(export_dir, EXPORT_TOKENIZER_DIR))
+    return export_dir
+
+
+def weights_digest(model) -> np.ndarray:
+    """All trainable weights flattened into one vector (for comparing runs)."""
+    return np.concatenate([np.asarray(w.numpy() if hasattr(w, "numpy") else w).ravel()
+                           for w in model.trainable_weights])
