@@ -17,7 +17,7 @@ class Preset:
     tfhub_handle: str | None
     tokenizer: str  # "sentencepiece" (spiece.model) or "wordpiece" (vocab.txt)
     shared: bool | None  # None: encoder only
-    preprocess: str | None  # input fix from the model card, see tokenizers.preprocess
+    preprocess: str | None  # input fix from the model card, see tokenizers.PREPROCESS_OPTIONS
     max_input_length: int = 512
     max_output_length: int = 128
     num_beams: int = 4
