@@ -129,12 +129,9 @@ class BertForSeqGenerationDecoder(keras.Model):
         self_bias = causal_bias(length, length)
         if attention_mask is not None:
             self_bias = self_bias + padding_bias(attention_mask)
-        cross_bias = self._cross_bias(encoder_hidden_states, encoder_attention_mask)
         hidden = self.embeddings(input_ids, training=training)
-        for layer in self.transformer_layers:
-            cross_kv = layer.cross_attention.project_key_value(encoder_hidden_states)
-            hidden = layer(hidden, self_bias, cross_key_value=cross_kv, cross_attention_bias=cross_bias,
-                           training=training)
+        hidden, _ = self._run_layers(hidden, self_bias, self.cross_attention_cache(encoder_hidden_states),
+                                     _cross_bias(encoder_attention_mask), training=training)
         return self.lm_head(hidden)
 
     def decode_step(self, input_ids, cache_index, self_attention_cache, cross_attention_cache,
@@ -154,24 +151,34 @@ class BertForSeqGenerationDecoder(keras.Model):
                                              tf.range(self.config.num_attention_heads),
                                              cache_index + tf.range(length), indexing="ij")
         cache_coordinates = tf.stack([rows, heads, positions], axis=-1)
-        cross_bias = padding_bias(encoder_attention_mask) if encoder_attention_mask is not None else 0.0
         hidden = self.embeddings(input_ids, position_offset=cache_index)
-        new_cache = []
-        for layer, (cache_key, cache_value), cross_kv in zip(self.transformer_layers, self_attention_cache,
-                                                              cross_attention_cache, strict=True):
-            key, value = layer.self_attention.project_key_value(hidden)  # [b, n, t, d]
-            key = tf.tensor_scatter_nd_update(cache_key, cache_coordinates, key)
-            value = tf.tensor_scatter_nd_update(cache_value, cache_coordinates, value)
-            new_cache.append((key, value))
-            hidden = layer(hidden, self_bias, self_key_value=(key, value), cross_key_value=cross_kv,
-                           cross_attention_bias=cross_bias)
-        return self.lm_head(hidden), tuple(new_cache)
+        hidden, new_cache = self._run_layers(hidden, self_bias, cross_attention_cache,
+                                             _cross_bias(encoder_attention_mask), self_attention_cache,
+                                             cache_coordinates)
+        return self.lm_head(hidden), new_cache
 
-    @staticmethod
-    def _cross_bias(encoder_hidden_states, encoder_attention_mask):
-        if encoder_attention_mask is None:
-            return 0.0
-        return padding_bias(encoder_attention_mask)
+    def _run_layers(self, hidden, self_bias, cross_attention_cache, cross_bias, self_attention_cache=None,
+                    cache_coordinates=None, training=False):
+        """The one loop over the layers, for `call` and `decode_step`.
+
+        hidden [b, t, h]; cross_attention_cache: per layer (key, value) [b, n, s, d]. Without a
+        self_attention_cache each layer attends over `hidden` itself (`call`); with one (per layer
+        (key, value) [b, n, m, d]) the new keys / values are written at `cache_coordinates` [b, n, t, 3]
+        and attended together with the cached ones (`decode_step`).
+        Returns (hidden [b, t, h], the updated self-attention cache, () without one).
+        """
+        new_cache = []
+        for i, (layer, cross_kv) in enumerate(zip(self.transformer_layers, cross_attention_cache, strict=True)):
+            self_kv = None
+            if self_attention_cache is not None:
+                key, value = layer.self_attention.project_key_value(hidden)  # [b, n, t, d]
+                cache_key, cache_value = self_attention_cache[i]
+                self_kv = (tf.tensor_scatter_nd_update(cache_key, cache_coordinates, key),
+                           tf.tensor_scatter_nd_update(cache_value, cache_coordinates, value))
+                new_cache.append(self_kv)
+            hidden = layer(hidden, self_bias, self_key_value=self_kv, cross_key_value=cross_kv,
+                           cross_attention_bias=cross_bias, training=training)
+        return hidden, tuple(new_cache)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
@@ -183,6 +190,13 @@ class BertForSeqGenerationDecoder(keras.Model):
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_stack(cls, path, **kwargs)
+
+
+def _cross_bias(encoder_attention_mask):
+    """Cross-attention bias [b, 1, 1, s] from the encoder's padding mask; 0.0 when every position counts."""
+    if encoder_attention_mask is None:
+        return 0.0
+    return padding_bias(encoder_attention_mask)
 
 
 def shift_right(labels, start_token_id, pad_token_id):
