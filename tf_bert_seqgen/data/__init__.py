@@ -1,7 +1,7 @@
 """Data sets shipped with the package.
 
 `fusion/`: a DiscoFuse-style sentence-fusion set built from the standard library's docstrings by
-`python -m tf_bert_seqgen.data.build_fusion` (see fusion/README.md).
+`python tools/build_fusion.py`, a build script in the repository that is not installed (see fusion/README.md).
 """
 
 from __future__ import annotations
