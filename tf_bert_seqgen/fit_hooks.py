@@ -17,7 +17,7 @@ class TrainingHooks:
     """What `EncoderDecoder` adds to `keras.Model` for `compile` / `fit` / `evaluate` (a mixin).
 
     - `compile(optimizer)` defaults the loss to `SequenceCrossEntropy` with the model's pad id
-      (`label_smoothing=` smooths it).
+      (`label_smoothing=` smooths it); a model saved compiled (`.keras`) loads compiled.
     - Batches may be bare feature dicts: the target is then their "labels".
     - MultiWorkerMirroredStrategy under Keras 3 (TF backend): Keras all-reduces a first batch only to learn
       input shapes (it cannot reduce a dict, and batches of different lengths differ between workers), and
@@ -29,6 +29,14 @@ class TrainingHooks:
         if loss is None:
             loss = SequenceCrossEntropy(self.config.decoder.pad_token_id, label_smoothing)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compiles a model that `keras.saving.load_model` loads. Keras' own version skips a model whose
+        `compile` is overridden; the saved arguments are Keras' (the loss object included), so `compile`
+        takes them as they are."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so that the saved optimizer state loads into it
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None and isinstance(x, dict):

@@ -12,7 +12,32 @@ import tensorflow as tf
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.fit_hooks import TrainingHooks
-from tf_bert_seqgen.layers import Embeddings, LMHead, TransformerLayer, causal_bias, padding_bias
+from tf_bert_seqgen.layers import (
+    Attention,
+    Dense,
+    Embeddings,
+    FeedForward,
+    LMHead,
+    TransformerLayer,
+    causal_bias,
+    padding_bias,
+)
+
+# Keras finds a class named in a saved config (`model.save("x.keras")`, `keras.saving.load_model`) by its
+# registered name, "tf_bert_seqgen>EncoderDecoder". The building blocks are registered here, beside the
+# models made of them, so that importing the package registers every class.
+serializable = keras.saving.register_keras_serializable(package="tf_bert_seqgen")
+for _layer in (Dense, Embeddings, Attention, FeedForward, TransformerLayer, LMHead):
+    serializable(_layer)
+
+# What `keras.layers.Layer.get_config` contributes; the models below pass these through their own configs.
+KERAS_OPTIONS = ("name", "trainable", "dtype")
+
+
+def _keras_options(layer) -> dict:
+    """name, trainable and the dtype policy (serialized) of a layer, as Keras' own `get_config` writes them."""
+    return {"name": layer.name, "trainable": layer.trainable,
+            "dtype": keras.dtype_policies.serialize(layer.dtype_policy)}
 
 
 def _as_config(config) -> BertForSeqGenerationConfig:
@@ -40,6 +65,7 @@ def _build_stack(config: BertForSeqGenerationConfig, cross_attention: bool, shar
     return embeddings, layers
 
 
+@serializable
 class BertForSeqGenerationEncoderModel(keras.Model):
     """Bidirectional BERT stack without token types.
 
@@ -69,7 +95,8 @@ class BertForSeqGenerationEncoderModel(keras.Model):
         return hidden
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        """Keras' contract: `from_config(get_config())` (the default, `cls(**config)`) builds the same model."""
+        return {**_keras_options(self), "config": self.config.to_dict()}
 
     @classmethod
     def from_pretrained(cls, path, **kwargs):
@@ -80,6 +107,7 @@ class BertForSeqGenerationEncoderModel(keras.Model):
         return hf.load_stack(cls, path, **kwargs)
 
 
+@serializable
 class BertForSeqGenerationDecoder(keras.Model):
     """Causal BERT stack with cross-attention to the encoder and an LM head tied to its word embeddings.
 
@@ -181,7 +209,17 @@ class BertForSeqGenerationDecoder(keras.Model):
         return hidden, tuple(new_cache)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        """Keras' contract; a shared encoder travels as its own serialized config (BERTSHARE)."""
+        shared = None if self.shared_encoder is None else keras.saving.serialize_keras_object(self.shared_encoder)
+        return {**_keras_options(self), "config": self.config.to_dict(), "shared_encoder": shared}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("shared_encoder"), dict):
+            config["shared_encoder"] = keras.saving.deserialize_keras_object(config["shared_encoder"],
+                                                                             custom_objects=custom_objects)
+        return super().from_config(config, custom_objects=custom_objects)
 
     @classmethod
     def from_pretrained(cls, path, **kwargs):
@@ -207,6 +245,7 @@ def shift_right(labels, start_token_id, pad_token_id):
     return tf.concat([start, labels[:, :-1]], axis=1)
 
 
+@serializable
 class EncoderDecoder(TrainingHooks, keras.Model):
     """BERT2BERT-style sequence-to-sequence model.
 
@@ -216,7 +255,7 @@ class EncoderDecoder(TrainingHooks, keras.Model):
     """
 
     def __init__(self, encoder: BertForSeqGenerationEncoderModel, decoder: BertForSeqGenerationDecoder,
-                 decoder_start_token_id: int | None = None, **kwargs):
+                 decoder_start_token_id: int | None = None, generation_defaults: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         if decoder.shared_encoder is not None and decoder.shared_encoder is not encoder:
             raise ValueError("the decoder shares weights with a different encoder than the one given")
@@ -224,34 +263,51 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         self.decoder = decoder
         self.config = EncoderDecoderConfig(encoder.config, decoder.config, share=decoder.shared_encoder is encoder,
                                            decoder_start_token_id=decoder_start_token_id)
+        # The decoding options `generate` starts from (a preset's: beams, length penalty, ...); saved with
+        # the model's Keras config.
+        self.generation_defaults = dict(generation_defaults or {})
+        # The `presets.Preset` that `from_preset` loaded, else None (not part of the config).
+        self.preset = None
 
     @classmethod
-    def from_config(cls, config, dtype=None):
-        """From an `EncoderDecoderConfig` or its dict (ours or HF's encoder-decoder config.json).
+    def from_config(cls, config, custom_objects=None):
+        """Keras' contract (`keras.Model.from_config`'s signature): the inverse of `get_config`, what
+        `keras.saving.load_model` calls.
 
-        dtype: the variables' and computation's dtype ("float32" default; "bfloat16" halves the bytes a
-        decode step reads; logits are float32 either way).
+        config: `get_config()`'s dict, an `EncoderDecoderConfig`, or its dict (ours or HF's encoder-decoder
+        config.json). Keras' options travel in the same dict, as in every Keras config: "dtype" (the
+        variables' and computation's dtype or policy: "float32" by default; "bfloat16" halves the bytes a
+        decode step reads; logits are float32 either way), "name", "trainable"; and
+        "generation_defaults". An HF config.json's "dtype" is PyTorch's storage type, not read.
         """
+        options = {}
         if not isinstance(config, EncoderDecoderConfig):
-            config = EncoderDecoderConfig.from_dict(config)
+            values = dict(config)
+            if "model_type" not in values:  # ours, not HF's
+                options = {k: values.pop(k) for k in (*KERAS_OPTIONS, "generation_defaults") if k in values}
+            config = EncoderDecoderConfig.from_dict(values)
+        dtype = options.get("dtype")
         encoder = BertForSeqGenerationEncoderModel(config.encoder, name="encoder", dtype=dtype)
         decoder = BertForSeqGenerationDecoder(config.decoder, shared_encoder=encoder if config.share else None,
                                               name="decoder", dtype=dtype)
-        model = cls(encoder, decoder, config.decoder_start_token_id, dtype=dtype)
+        model = cls(encoder, decoder, config.decoder_start_token_id, **options)
         model.build()
         return model
+
+    def get_config(self):
+        """Keras' options (name, trainable, dtype), the `EncoderDecoderConfig` fields and generation_defaults."""
+        return {**_keras_options(self), **self.config.to_dict(), "generation_defaults": dict(self.generation_defaults)}
 
     def cast(self, dtype) -> EncoderDecoder:
         """A copy of this model with its weights in `dtype` (e.g. "bfloat16" for inference; it warns on a
         CPU without native bfloat16, where it is slower than float32)."""
         warn_if_bfloat16_is_emulated(dtype)
-        copy = type(self).from_config(self.config, dtype=dtype)
+        copy = type(self).from_config({**self.config.to_dict(), "dtype": dtype,
+                                       "generation_defaults": dict(self.generation_defaults)})
+        copy.preset = self.preset
         for target, source in zip(copy.weights, self.weights, strict=True):
             target.assign(tf.cast(source.value, target.dtype))
         return copy
-
-    def get_config(self):
-        return self.config.to_dict()
 
     def build(self, input_shape=None):
         self.encoder.build()
@@ -288,6 +344,7 @@ class EncoderDecoder(TrainingHooks, keras.Model):
 
     def generate(self, input_ids, attention_mask=None, jit_compile=False, **options):
         """Greedy / beam / sampled generation in the TF graph; see `tf_bert_seqgen.generation.generate`.
+        Options not given come from `generation_defaults` (a preset's), then generation's own defaults.
 
         input_ids [b, s] -> int32 [b * num_return_sequences, max_length], starting with the decoder start
         token, pad after eos.
@@ -295,7 +352,11 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         # Generation sits above models (it drives any model through decode_step): imported on call.
         from tf_bert_seqgen import generation
 
-        return generation.generate(self, input_ids, attention_mask, jit_compile=jit_compile, **options)
+        defaults = dict(self.generation_defaults)
+        if "max_length" in options:  # an explicit max_length is not overridden by a default max_new_tokens
+            defaults.pop("max_new_tokens", None)
+        return generation.generate(self, input_ids, attention_mask, jit_compile=jit_compile,
+                                   **{**defaults, **options})
 
     def save_pretrained(self, directory, tokenizer=None):
         """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""
