@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -127,3 +128,112 @@ def test_kind_of_paths(checkpoint, tmp_path):
     assert cli.kind_of("google/roberta2roberta_L-24_bbc") == "hub-name"
     assert cli.kind_of("https://tfhub.dev/google/bertseq2seq/roberta24_bbc/1") == "tfhub"
     np.testing.assert_equal(cli.kind_of(str(_hub_module(tmp_path / "m", "separate"))), "tfhub")
+
+
+# ---------------------------------------------------------------------------------------------- quiet, progress
+
+
+# An absl / TensorFlow C++ log line: severity letter, date, time, thread id, file:line] (e.g. "I0000 00:00:...").
+_NATIVE_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^ ]+:\d+\]")
+
+
+def _native_log_lines(stderr):
+    return [line for line in stderr.splitlines()
+            if _NATIVE_LOG_LINE.match(line) or "absl::InitializeLog" in line or "oneDNN" in line
+            or "cuda" in line.lower() or "I0000" in line]
+
+
+def _user_env():
+    """The environment of a user who has not set TensorFlow's log level (the test session sets one)."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_command_line_is_quiet_unless_verbose(checkpoint, tmp_path):
+    plain = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.constant(1) + 1)"],
+                           env=_user_env(), capture_output=True, text=True, timeout=300)
+    argv = ["generate", "--model", checkpoint, "--max-new-tokens", "3", "If it rains, we stay in."]
+    runs = {"script": (["tf-bert-seqgen"], argv), "module": ([sys.executable, "-m", "tf_bert_seqgen.cli"], argv),
+            "verbose": ([sys.executable, "-m", "tf_bert_seqgen.cli"], ["--verbose", *argv])}
+    results = {name: subprocess.run(command + args, env=_user_env(), cwd=tmp_path, capture_output=True, text=True,
+                                    timeout=300) for name, (command, args) in runs.items()}
+    for name, out in results.items():
+        assert out.returncode == 0 and len(out.stdout.splitlines()) == 1, (name, out.stderr[-2000:])
+    for name in ("script", "module"):
+        assert _native_log_lines(results[name].stderr) == [], results[name].stderr
+    if not _native_log_lines(plain.stderr):
+        pytest.skip("TensorFlow prints no C++ log lines on this machine: nothing for --verbose to show")
+    assert _native_log_lines(results["verbose"].stderr), results["verbose"].stderr
+
+
+FINETUNE = ["finetune", "--init", "random", "--train", "t.tsv", "--out", "run"]
+
+
+@pytest.mark.parametrize("args, wants", [
+    (["generate", "x"], False), (["--verbose", "generate", "x"], True), (["generate", "--verbose", "x"], True),
+    (["--debug", "info", "p"], False), (["evaluate", "--data", "d", "--verbose"], True),
+    ([*FINETUNE, "--verbose", "0"], False), (["--verbose", *FINETUNE, "--verbose", "0"], True),
+])
+def test_verbose_flag_is_read_before_tensorflow_and_by_argparse_alike(args, wants):
+    from tf_bert_seqgen import _quiet
+
+    assert _quiet.wants_logs(args) is wants
+    namespace = cli.build_parser().parse_args(args)
+    assert namespace.tensorflow_logs is wants
+    if args[-2:] == ["--verbose", "0"]:
+        assert namespace.verbose == 0  # finetune's own --verbose: Keras' fit verbosity
+
+
+def _progress_bars(stderr):
+    """The final state of each tqdm bar on stderr ("3/3"), as tqdm draws it with carriage returns."""
+    return re.findall(r"(\d+)/(\d+) \[", stderr.replace("\r", "\n"))
+
+
+def test_generate_input_shows_progress_and_writes_output_atomically(checkpoint, tmp_path, capsys, monkeypatch):
+    texts = ["The cat sat on the mat.", "If it rains, we stay in.", "The dog ran home.", "It came back.", "We stay."]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    expected = _expected(checkpoint, texts, max_new_tokens=4)
+    base = ["generate", "--model", checkpoint, "--max-new-tokens", "4", "--input", str(tmp_path / "in.txt")]
+    cli.main([*base, "--batch-size", "2"])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == expected
+    assert ("3", "3") in _progress_bars(captured.err), captured.err  # 5 texts, batches of 2
+    cli.main([*base, "--batch-size", "8"])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == expected and _progress_bars(captured.err) == []  # one batch: no bar
+    out = tmp_path / "out" / "generated.txt"
+    cli.main([*base, "--batch-size", "2", "--output", str(out)])
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_text(encoding="utf-8").splitlines() == expected
+    # A batch that fails leaves the previous file as it was, no temporary file, and one error line.
+    from tf_bert_seqgen.cli import inference
+
+    calls = []
+    original = inference.generate_batch
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the second batch failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "generate_batch", failing)
+    code, captured = _run([*base, "--batch-size", "2", "--output", str(out)], capsys)
+    assert code == 2 and captured.out == ""
+    errors = [line for line in captured.err.replace("\r", "\n").splitlines() if "error" in line]
+    assert errors == ["tf-bert-seqgen generate: error: the second batch failed"], captured.err
+    assert out.read_text(encoding="utf-8").splitlines() == expected
+    assert os.listdir(out.parent) == ["generated.txt"]
+
+
+def test_evaluate_shows_progress_with_several_batches(checkpoint, tmp_path, capsys):
+    pairs = [("The cat sat on the mat.", "The cat sat."), ("If it rains, we stay in.", "We stay in."),
+             ("The dog ran home.", "The dog ran."), ("It came back.", "It came back.")]
+    (tmp_path / "data.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    argv = ["evaluate", "--model", checkpoint, "--data", str(tmp_path / "data.tsv"), "--max-new-tokens", "3"]
+    cli.main([*argv, "--batch-size", "3", "--predictions", str(tmp_path / "predictions.txt")])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["examples"] == 4
+    assert ("2", "2") in _progress_bars(captured.err), captured.err
+    assert len((tmp_path / "predictions.txt").read_text().splitlines()) == 4
+    cli.main([*argv, "--batch-size", "4"])
+    assert _progress_bars(capsys.readouterr().err) == []

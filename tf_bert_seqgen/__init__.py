@@ -2,17 +2,21 @@
 
 import os as _os
 
+from tf_bert_seqgen import _quiet  # standard library only: it must act before TensorFlow is imported
+
 # Keras 3 picks its backend at first import; this package is TensorFlow-only.
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tf_bert_seqgen.config import BertForSeqGenerationConfig, ConfigError, EncoderDecoderConfig  # noqa: E402
-from tf_bert_seqgen.export import export_saved_model  # noqa: E402
-from tf_bert_seqgen.models import (  # noqa: E402
-    BertForSeqGenerationDecoder,
-    BertForSeqGenerationEncoderModel,
-    EncoderDecoder,
-)
-from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, WordPieceTokenizer, load_tokenizer  # noqa: E402
+# The command line keeps TensorFlow's import-time C++ log lines off unless --verbose (see _quiet).
+with _quiet.quiet_import():
+    from tf_bert_seqgen.config import BertForSeqGenerationConfig, ConfigError, EncoderDecoderConfig
+    from tf_bert_seqgen.export import export_saved_model
+    from tf_bert_seqgen.models import (
+        BertForSeqGenerationDecoder,
+        BertForSeqGenerationEncoderModel,
+        EncoderDecoder,
+    )
+    from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, WordPieceTokenizer, load_tokenizer
 
 __all__ = [
     "BertForSeqGenerationConfig",

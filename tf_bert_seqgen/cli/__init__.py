@@ -1,16 +1,18 @@
 """`tf-bert-seqgen`: generate, export, convert, info, finetune, evaluate.
 
 One rule for every command: an error is one line on stderr and exit code 2; `--debug` shows the
-traceback. Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate);
+traceback. TensorFlow's C++ and absl log lines stay off unless `--verbose` is given (before the command,
+or after any command but finetune, whose `--verbose N` is Keras' fit verbosity); the import-time ones are
+kept off by the package's `__init__` (see `tf_bert_seqgen._quiet`). Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate);
 `sources.py` says what a path holds and loads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from tf_bert_seqgen import _quiet
 from tf_bert_seqgen.cli import inference, train
 from tf_bert_seqgen.cli.sources import (
     DEFAULT_MODEL_NAME,
@@ -28,15 +30,23 @@ __all__ = ["DEFAULT_MODEL_NAME", "CliError", "build_parser", "default_model_dir"
 def build_parser():
     parser = argparse.ArgumentParser(prog="tf-bert-seqgen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--verbose", dest="tensorflow_logs", action="store_true",
+                        help="show TensorFlow's C++ and absl log lines")
     commands = parser.add_subparsers(dest="command", required=True)
     inference.add_commands(commands)
     train.add_commands(commands)
+    for name, command in commands.choices.items():
+        if name not in _quiet.OWN_VERBOSE:
+            # SUPPRESS: a sub-command's default must not undo a --verbose given before the command.
+            command.add_argument("--verbose", dest="tensorflow_logs", action="store_true", default=argparse.SUPPRESS,
+                                 help="show TensorFlow's C++ and absl log lines")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.tensorflow_logs:
+        _quiet.quiet_tensorflow_logs()
     try:
         args.func(args)
     except KeyboardInterrupt:

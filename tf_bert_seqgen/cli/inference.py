@@ -7,14 +7,19 @@ import os
 import sys
 
 import tensorflow as tf
-from tqdm import tqdm
 
 from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
 from tf_bert_seqgen.config import read_config_json
 from tf_bert_seqgen.export import export_saved_model, next_version_dir
-from tf_bert_seqgen.training.evaluate import generate_batch, read_export_info, savedmodel_generator
+from tf_bert_seqgen.io_utils import atomic_file
+from tf_bert_seqgen.training.evaluate import (
+    generate_batch,
+    progress_bar,
+    read_export_info,
+    savedmodel_generator,
+)
 
 
 def generation_options(args) -> dict:
@@ -53,11 +58,16 @@ def cmd_generate(args):
             run = savedmodel_generator(path, **options)
     else:
         run = _checkpoint_generator(path, options, args)
-    batches = range(0, len(texts), args.batch_size)
-    show_progress = not args.texts and len(texts) > args.batch_size
-    for start in tqdm(batches, disable=not show_progress, unit="batch", file=sys.stderr):
-        for line in run(texts[start:start + args.batch_size]):
-            print(line.replace("\n", " "), flush=True)
+    with progress_bar(len(texts), args.batch_size) as starts:
+        outputs = (line.replace("\n", " ") for start in starts for line in run(texts[start:start + args.batch_size]))
+        if args.output:
+            with atomic_file(args.output) as f:  # all or nothing: a failed batch leaves no partial file
+                f.writelines(line + "\n" for line in outputs)
+        else:
+            for line in outputs:
+                print(line, flush=True)
+    if args.output:
+        print(args.output)
 
 
 def cmd_export(args):
@@ -132,7 +142,10 @@ def add_commands(commands):
     p.add_argument("--model", help="SavedModel, checkpoint directory, HF repo id or TF Hub module "
                                    "(default: the shipped fusion model)")
     p.add_argument("--input", help="file with one input per line ('-' for stdin)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--output", help="write the generated texts to this file, one per line (written whole, "
+                                    "or not at all), instead of stdout; prints its path")
+    p.add_argument("--batch-size", type=int, default=16, help="texts per batch (a progress bar on stderr "
+                                                                "when there is more than one)")
     decoding(p)
     tokenizer_files(p)
     p.set_defaults(func=cmd_generate)

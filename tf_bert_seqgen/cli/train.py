@@ -16,6 +16,7 @@ from tf_bert_seqgen import training
 from tf_bert_seqgen.cli.errors import as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir
 from tf_bert_seqgen.export import latest_version_dir
+from tf_bert_seqgen.io_utils import atomic_file
 from tf_bert_seqgen.tokenizers import load_tokenizer
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
@@ -83,12 +84,12 @@ def cmd_evaluate(args):
     pairs = training.read_pairs(args.data)
     options = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-    predictions = training.predict(path, sources, args.batch_size, **options)
+    predictions = training.predict(path, sources, args.batch_size, progress=True, **options)
     tokenizer = _evaluation_tokenizer(path, args.tokenizer) if args.references == "tokenizer" else None
     metrics = training.score_predictions(sources, predictions, references, tokenizer)
     metrics.pop("predictions")
     if args.predictions:
-        with open(args.predictions, "w", encoding="utf-8") as f:
+        with atomic_file(args.predictions) as f:
             f.writelines(p.replace("\n", " ") + "\n" for p in predictions)
     print(json.dumps({"model": path, "data": args.data, "examples": len(pairs),
                       "references": "raw" if tokenizer is None else "tokenizer", **metrics}, indent=2))
@@ -136,7 +137,8 @@ def add_commands(subparsers):
     p = subparsers.add_parser("evaluate", help="ROUGE / BLEU / SARI / exact match of a model on (source, target) data")
     p.add_argument("--model", help="checkpoint directory or exported SavedModel (default: the shipped model)")
     p.add_argument("--data", required=True, help=".tsv or .jsonl")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="examples per batch (a progress bar on stderr when there is more than one)")
     p.add_argument("--num-beams", type=int, help="checkpoints only (a SavedModel's decoding is fixed)")
     p.add_argument("--max-new-tokens", type=int, help="checkpoints only")
     p.add_argument("--predictions", help="write the predictions here, one per line")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import keras
 import tensorflow as tf
+from tqdm import tqdm
 
 from tf_bert_seqgen import _compat
 from tf_bert_seqgen.export import EXPORT_INFO_FILE
@@ -25,21 +27,31 @@ def generate_batch(model, tokenizer, texts, max_source_length: int | None = None
     return tokenizer.decode(ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
 
 
+def progress_bar(count: int, batch_size: int, show: bool = True):
+    """The start offsets of `count` items in batches, as a tqdm bar on stderr when `show` and there is more
+    than one batch. Use it as a context manager: the bar ends its line even when a batch fails."""
+    starts = range(0, count, batch_size)
+    return tqdm(starts, disable=not show or len(starts) < 2, unit="batch", file=sys.stderr, dynamic_ncols=True)
+
+
 def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_length: int | None = None,
-                   **generation_options) -> list[str]:
+                   progress: bool = False, **generation_options) -> list[str]:
     """Decodes every source with `model.generate` (greedy unless num_beams > 1); returns texts in order.
 
-    Sources are batched by length so that little of each batch is padding.
+    Sources are batched by length so that little of each batch is padding. progress: a bar on stderr
+    when there is more than one batch.
     """
     # 64 new tokens unless the decoder's positions end sooner.
     generation_options.setdefault("max_new_tokens", min(64, model.config.decoder.max_position_embeddings - 1))
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     predictions = [""] * len(sources)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        texts = generate_batch(model, tokenizer, [sources[i] for i in rows], max_source_length, **generation_options)
-        for i, text in zip(rows, texts, strict=True):
-            predictions[i] = text
+    with progress_bar(len(order), batch_size, progress) as starts:
+        for start in starts:
+            rows = order[start:start + batch_size]
+            texts = generate_batch(model, tokenizer, [sources[i] for i in rows], max_source_length,
+                                   **generation_options)
+            for i, text in zip(rows, texts, strict=True):
+                predictions[i] = text
     return predictions
 
 
@@ -156,13 +168,15 @@ def is_savedmodel(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def predict(path: str, sources, batch_size: int = 32, **generation_options) -> list[str]:
-    """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours)."""
+def predict(path: str, sources, batch_size: int = 32, progress: bool = False, **generation_options) -> list[str]:
+    """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours).
+    progress: a bar on stderr when there is more than one batch."""
     if is_savedmodel(path):
         if generation_options:
             raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")
         run = savedmodel_generator(path)
-        return [text for start in range(0, len(sources), batch_size)
-                for text in run(sources[start:start + batch_size])]
+        with progress_bar(len(sources), batch_size, progress) as starts:
+            return [text for start in starts for text in run(sources[start:start + batch_size])]
     model = EncoderDecoder.from_pretrained(path)
-    return generate_texts(model, load_tokenizer(path), list(sources), batch_size, **generation_options)
+    return generate_texts(model, load_tokenizer(path), list(sources), batch_size, progress=progress,
+                          **generation_options)
