@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import hub_caches
 import numpy as np
 import pytest
 import torch
@@ -165,13 +166,7 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_hub_name_resolves_from_an_offline_cache(tmp_path, hf_dir):
     """A `google/...`-style repo id goes through huggingface_hub's cache, honouring HF_HUB_OFFLINE."""
-    snapshot = tmp_path / "hub" / "models--google--tiny_bert2bert" / "snapshots" / ("a" * 40)
-    os.makedirs(snapshot)
-    for name in os.listdir(hf_dir):
-        with open(os.path.join(hf_dir, name), "rb") as f_in, open(snapshot / name, "wb") as f_out:
-            f_out.write(f_in.read())
-    os.makedirs(tmp_path / "hub" / "models--google--tiny_bert2bert" / "refs")
-    (tmp_path / "hub" / "models--google--tiny_bert2bert" / "refs" / "main").write_text("a" * 40)
+    hub_caches.hf_snapshot(tmp_path / "hub", "google/tiny_bert2bert", hf_dir)
     code = ("from tf_bert_seqgen import EncoderDecoder; m = EncoderDecoder.from_pretrained('google/tiny_bert2bert');"
             "print('layers', m.config.encoder.num_hidden_layers)")
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 
+import hub_caches
 import hub_modules
 import numpy as np
 import pytest
@@ -343,11 +344,9 @@ def test_convert_module_writes_our_format_atomically(tmp_path, modules, vocab_si
 
 def test_handle_resolves_through_tfhub_cache_offline(tmp_path, modules, monkeypatch):
     cache = tmp_path / "tfhub_cache"
-    cache.mkdir()
-    cached = cache / tfhub.cache_dir_name(HANDLE)
-    shutil.copytree(modules["coupled"][0], cached)
-    # What tensorflow_hub writes beside a download; it identifies the handle of a cache directory.
-    (cache / f"{cached.name}.descriptor.txt").write_text(f"Module: {HANDLE}\nDownload Time: 2020-01-01\n")
+    # With the descriptor file tensorflow_hub writes beside a download; it identifies the handle of a directory.
+    cached = hub_caches.tfhub_cached(cache, HANDLE, modules["coupled"][0])
+    assert cached.name == tfhub.cache_dir_name(HANDLE)
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
     monkeypatch.delenv("TFHUB_MODEL_LOAD_FORMAT", raising=False)
 

@@ -6,6 +6,8 @@ d = head size, m = cache length (max decode length), v = vocab.
 
 from __future__ import annotations
 
+import types
+
 import keras
 import tensorflow as tf
 
@@ -22,6 +24,7 @@ from tf_bert_seqgen.layers import (
     causal_bias,
     padding_bias,
 )
+from tf_bert_seqgen.presets import list_presets
 
 # Keras finds a class named in a saved config (`model.save("x.keras")`, `keras.saving.load_model`) by its
 # registered name, "tf_bert_seqgen>EncoderDecoder". The building blocks are registered here, beside the
@@ -72,9 +75,13 @@ class BertForSeqGenerationEncoderModel(keras.Model):
     call(input_ids [b, s] int32, attention_mask [b, s] 1/0 or None) -> hidden states [b, s, h]
     """
 
+    # The released encoder-only checkpoints `from_preset` knows by name.
+    presets = types.MappingProxyType(list_presets(encoder_only=True))
+
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = _as_config(config)
+        self.preset = None
         self.embeddings, self.transformer_layers = _build_stack(self.config, cross_attention=False,
                                                                 dtype=self.dtype_policy)
 
@@ -105,6 +112,15 @@ class BertForSeqGenerationEncoderModel(keras.Model):
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_stack(cls, path, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name_or_path, **config_overrides):
+        """An encoder stack from a preset name (bert_for_seq_generation_bbc_encoder), an HF repo id or a
+        local directory; see `EncoderDecoder.from_preset`."""
+        # The one seam: the loaders build models, so models reach them only when called.
+        from tf_bert_seqgen.checkpoints import preset_models
+
+        return preset_models.load_stack(cls, name_or_path, **config_overrides)
 
 
 @serializable
@@ -254,6 +270,9 @@ class EncoderDecoder(TrainingHooks, keras.Model):
     -> logits [b, t, v]
     """
 
+    # The released encoder-decoder checkpoints `from_preset` knows by name (KerasHub's `Class.presets`).
+    presets = types.MappingProxyType(list_presets(encoder_only=False))
+
     def __init__(self, encoder: BertForSeqGenerationEncoderModel, decoder: BertForSeqGenerationDecoder,
                  decoder_start_token_id: int | None = None, generation_defaults: dict | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -333,6 +352,24 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         from tf_bert_seqgen.checkpoints import hf
 
         return hf.load_encoder_decoder(path, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name_or_path, dtype=None, **kwargs):
+        """KerasHub-style: a preset name (`presets.list_presets()`, also `EncoderDecoder.presets`), an HF
+        repo id, a TF Hub handle or a local directory (HF layout or a TF Hub module).
+
+        A preset name loads its HF repo (its TF Hub module when the repo is neither cached nor reachable);
+        the network is used only to download what the caches lack (huggingface_hub's, tensorflow_hub's).
+        The preset's decoding defaults become `generation_defaults` (`model.preset` is the `Preset`);
+        its input preparation comes with `load_tokenizer(name_or_path)`.
+
+        dtype: the weights' dtype (float32 unless given). kwargs: num_heads / spm_model / vocab_file for
+        a TF Hub module without a preset; config.json overrides for an HF checkpoint.
+        """
+        # The one seam: the loaders build models, so models reach them only when called.
+        from tf_bert_seqgen.checkpoints import preset_models
+
+        return preset_models.load_encoder_decoder(name_or_path, dtype=dtype, **kwargs)
 
     @classmethod
     def from_encoder_decoder_pretrained(cls, encoder_path=None, decoder_path=None, share=False, **kwargs):

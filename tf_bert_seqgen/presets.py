@@ -25,6 +25,24 @@ class Preset:
     length_penalty_style: str = "gnmt"
     description: str = ""
 
+    @property
+    def encoder_only(self) -> bool:
+        return self.shared is None
+
+    def generation_options(self) -> dict:
+        """The decoding defaults `EncoderDecoder.generate` starts from (none for an encoder-only preset)."""
+        if self.encoder_only:
+            return {}
+        return {"num_beams": self.num_beams, "length_penalty": self.length_penalty,
+                "length_penalty_style": self.length_penalty_style, "max_new_tokens": self.max_output_length}
+
+    def tokenizer_options(self) -> dict:
+        """The model card's input preparation: preprocessing (when the card asks for one) and the longest input."""
+        options = {"max_length": self.max_input_length}
+        if self.preprocess is not None:
+            options["preprocess"] = self.preprocess
+        return options
+
 
 _HUB = "https://tfhub.dev/google/bertseq2seq/"
 PRESETS = {p.name: p for p in [
@@ -45,6 +63,13 @@ PRESETS = {p.name: p for p in [
     Preset("bert_for_seq_generation_bbc_encoder", "google/bert_for_seq_generation_L-24_bbc_encoder", None,
            "sentencepiece", None, None, 512, 0, num_beams=1, description="Encoder only (BBC pre-training)"),
 ]}
+
+
+def list_presets(tokenizer: str | None = None, encoder_only: bool | None = None) -> dict[str, Preset]:
+    """The released checkpoints by name (a new dict), optionally only those with a "sentencepiece" or
+    "wordpiece" tokenizer, or only the encoder-only / encoder-decoder ones. KerasHub's `Class.presets`."""
+    return {name: p for name, p in PRESETS.items()
+            if tokenizer in (None, p.tokenizer) and encoder_only in (None, p.encoder_only)}
 
 
 def get_preset(name: str) -> Preset:

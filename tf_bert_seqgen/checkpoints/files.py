@@ -14,22 +14,37 @@ from tf_bert_seqgen.checkpoints.weight_map import CheckpointError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
-_HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "spiece.model", "vocab.txt"]
+TOKENIZER_PATTERNS = ["*.json", "spiece.model", "vocab.txt"]
+_HUB_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 
 
-def resolve(path_or_name: str) -> str:
+def resolve(path_or_name: str, tokenizer_only: bool = False) -> str:
     """A local directory as is; otherwise an HF hub repo id through `huggingface_hub.snapshot_download`
-    (its cache and HF_HUB_OFFLINE honoured)."""
+    (its cache and HF_HUB_OFFLINE honoured).
+
+    Downloads the configs, tokenizer files and safetensors weights; PyTorch's `*.bin` only for a repo
+    without safetensors (many repos hold both, each the model's full size); with `tokenizer_only`, no
+    weights at all.
+    """
     if os.path.isdir(path_or_name):
         return path_or_name
     if os.path.exists(path_or_name):
         raise CheckpointError(f"{path_or_name} is a file; expected a checkpoint directory")
+    if tokenizer_only:
+        return _snapshot(path_or_name, TOKENIZER_PATTERNS)
+    directory = _snapshot(path_or_name, _HUB_PATTERNS)
+    if not any(name.endswith(".safetensors") for name in os.listdir(directory)):
+        directory = _snapshot(path_or_name, [*_HUB_PATTERNS, "*.bin"])
+    return directory
+
+
+def _snapshot(name: str, patterns) -> str:
     import huggingface_hub
 
     try:
-        return huggingface_hub.snapshot_download(path_or_name, allow_patterns=_HUB_PATTERNS)
+        return huggingface_hub.snapshot_download(name, allow_patterns=patterns)
     except Exception as e:  # the hub client raises many types; all mean "not available here"
-        raise CheckpointError(f"{path_or_name!r} is neither a local directory nor a Hugging Face repo that "
+        raise CheckpointError(f"{name!r} is neither a local directory nor a Hugging Face repo that "
                               f"could be fetched or found in the cache: {type(e).__name__}: {e}") from e
 
 

@@ -242,23 +242,11 @@ def module_tokenizer(directory: str, spm_model=None, vocab_file=None, preset=Non
 
 
 def _build_tokenizer(source: TokenizerSource, options: dict):
-    if source.kind == "sentencepiece":
-        return tokenizers.BertForSeqGenerationTokenizer(source.data, **options)
+    cls = {"sentencepiece": tokenizers.BertForSeqGenerationTokenizer, "wordpiece": tokenizers.WordPieceTokenizer}
     try:
-        with open(source.data, encoding="utf-8") as f:
-            tokens = set(f.read().split("\n"))
-    except (OSError, UnicodeDecodeError) as e:
+        return cls[source.kind].from_module_source(source, **options)
+    except OSError as e:
         raise HubModuleError(f"cannot read the vocabulary {source.data}: {e}") from e
-    defaults = {"lowercase": _is_uncased(tokens)}
-    if "[UNK]" not in tokens and "<unk>" in tokens:
-        defaults["unk_token"] = "<unk>"
-    return tokenizers.WordPieceTokenizer(source.data, **{**defaults, **options})
-
-
-def _is_uncased(tokens) -> bool:
-    """An uncased BERT vocabulary has no capital letters outside its [SPECIAL] / <special> tokens."""
-    words = (t for t in tokens if (t[:1], t[-1:]) not in (("[", "]"), ("<", ">")))
-    return not any(t != t.lower() for t in words)
 
 
 # ---------------------------------------------------------------------------------------------- loading

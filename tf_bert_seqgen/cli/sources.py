@@ -3,14 +3,12 @@ shipped default model."""
 
 from __future__ import annotations
 
-import json
 import os
 
-from tf_bert_seqgen.checkpoints import hf, tfhub
+from tf_bert_seqgen.checkpoints import hub_files, tfhub
 from tf_bert_seqgen.cli.errors import CliError
 from tf_bert_seqgen.export import latest_version_dir
 from tf_bert_seqgen.models import EncoderDecoder
-from tf_bert_seqgen.presets import Preset
 from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, WordPieceTokenizer, load_tokenizer
 
 DEFAULT_MODEL_NAME = "fusion"
@@ -28,7 +26,8 @@ def default_model_dir() -> str:
 
 
 def kind_of(path: str) -> str:
-    """'savedmodel', 'tfhub', 'checkpoint' (our / HF directory) or 'hub-name' (HF repo id or TF Hub handle)."""
+    """'savedmodel', 'tfhub' (module or handle), 'checkpoint' (our / HF directory) or 'hub-name' (a preset name
+    or an HF repo id)."""
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "tfhub_module.pb")):
             return "tfhub"
@@ -40,7 +39,7 @@ def kind_of(path: str) -> str:
                        "(no saved_model.pb, tfhub_module.pb or config.json)")
     if os.path.exists(path):
         raise CliError(f"{path} is a file; expected a model directory")
-    if path.startswith(("http://", "https://")) or "tfhub.dev" in path or path.startswith("google/bertseq2seq"):
+    if hub_files.is_handle(path):
         return "tfhub"
     return "hub-name"
 
@@ -48,8 +47,9 @@ def kind_of(path: str) -> str:
 def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):
     """(model, tokenizer, decoding defaults) from any supported source.
 
-    Decoding defaults come from the release's preset: a TF Hub module's (matched by handle), or the
-    `preset.json` that `convert` writes beside a converted checkpoint; none for other checkpoints.
+    Decoding defaults come from the release's preset: a preset name's (roberta24_bbc, ...), a TF Hub
+    module's (matched by handle), or the `preset.json` that `convert` writes beside a converted
+    checkpoint; none for other checkpoints. A preset's input preparation comes with its tokenizer.
     """
     kind = kind_of(path)
     if kind == "savedmodel":
@@ -57,18 +57,13 @@ def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):
     if kind == "tfhub":
         loaded = tfhub.load(path, num_heads=num_heads, spm_model=spm, vocab_file=vocab)
         return loaded.model, loaded.tokenizer, preset_decoding(tfhub.conversion_preset(loaded))
-    directory = hf.resolve(path)
-    model = EncoderDecoder.from_pretrained(directory)
+    # A checkpoint directory, a preset name or an HF repo id; a preset's decoding comes with the model.
+    model = EncoderDecoder.from_preset(path)
     if spm or vocab:
         tokenizer = BertForSeqGenerationTokenizer(spm) if spm else WordPieceTokenizer(vocab)
     else:
-        tokenizer = load_tokenizer(directory)
-    defaults = {}
-    preset_path = os.path.join(directory, "preset.json")
-    if os.path.isfile(preset_path):
-        with open(preset_path, encoding="utf-8") as f:
-            defaults = preset_decoding(Preset(**json.load(f)))
-    return model, tokenizer, defaults
+        tokenizer = load_tokenizer(path)
+    return model, tokenizer, preset_decoding(model.preset) if model.preset is not None else {}
 
 
 def preset_decoding(preset) -> dict:

@@ -8,6 +8,10 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tf_bert_seqgen.checkpoints import hub_files
+from tf_bert_seqgen.checkpoints.locate import Located, locate
+from tf_bert_seqgen.tokenizers.hf_files import tokenizer_kind
+
 # tf-text ops these tokenizers may put in a graph; every other op they use is a core TensorFlow op.
 # Verified by tracing `tokenize` / `detokenize` of both tokenizers and listing the op types that are
 # not in `tf.raw_ops` (tests/test_tokenizers.py::test_graph_ops_are_serving_safe).
@@ -61,6 +65,9 @@ class _InGraphTokenizer(tf.Module):
     Subclasses implement `_tokenize_text(texts) -> [n, (tokens)]` for text free of special tokens and
     `_join_tokens(ids) -> [n]` for already filtered ids, and set the special-token attributes.
     """
+
+    # The tokenizer files a subclass reads: "sentencepiece" (spiece.model) or "wordpiece" (vocab.txt).
+    KIND = None
 
     def __init__(self, *, max_length, add_bos: bool, add_eos: bool, preprocess, name=None):
         super().__init__(name=name)
@@ -262,6 +269,53 @@ class _InGraphTokenizer(tf.Module):
 
     def _options(self) -> dict:
         return {"add_bos": self.add_bos, "add_eos": self.add_eos, "preprocess": self.preprocess}
+
+    # ------------------------------------------------------------------ presets
+
+    @classmethod
+    def from_preset(cls, name_or_path, **overrides):
+        """The tokenizer of a preset name (`presets.list_presets()`), an HF repo id, a TF Hub handle or a
+        local directory (KerasHub's `Tokenizer.from_preset`).
+
+        A preset's input preparation (`preprocess`, `max_length`) comes with it; keyword arguments
+        override it and the files' settings. An HF repo's tokenizer files are downloaded (no weights),
+        a TF Hub module's tokenizer is read from its graph or assets. `load_tokenizer` picks the class.
+        """
+        return cls.from_located(locate(name_or_path, tokenizer_only=True), **overrides)
+
+    @classmethod
+    def from_located(cls, located: Located, **overrides):
+        """The tokenizer of an already located source (`checkpoints.locate`)."""
+        options = {**located.tokenizer_options(), **overrides}
+        source = None
+        if located.kind == "tfhub":
+            source = hub_files.find_tokenizer(located.directory)
+            if source is None:
+                raise hub_files.HubModuleError(
+                    f"{located.directory} holds no tokenizer: no SentencepieceOp node in saved_model.pb and no "
+                    "vocabulary .txt in assets/; load one from its files (BertForSeqGenerationTokenizer(spiece.model)"
+                    " or WordPieceTokenizer(vocab.txt))")
+            kind = source.kind
+        else:
+            kind = tokenizer_kind(located.directory)
+            if kind is None:
+                raise FileNotFoundError(f"no tokenizer in {located.directory} ({located.name}): expected spiece.model "
+                                        "(SentencePiece) or vocab.txt (WordPiece)")
+        if kind != cls.KIND:
+            raise ValueError(f"{located.name} holds a {kind} tokenizer, which {cls.__name__} does not read; "
+                             "load_tokenizer picks the right class")
+        if source is None:
+            return cls.from_pretrained(located.directory, **options)
+        return cls.from_module_source(source, **options)
+
+    @classmethod
+    def from_module_source(cls, source, **options):
+        """From a TF Hub module's tokenizer (`hub_files.TokenizerSource` of this class's KIND)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_pretrained(cls, directory: str, **overrides):
+        raise NotImplementedError
 
     def __repr__(self):
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, max_length={self.max_length}, "

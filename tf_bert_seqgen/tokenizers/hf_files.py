@@ -53,6 +53,18 @@ def _read_hf_tokenizer_config(directory: str) -> dict:
     return values
 
 
+def tokenizer_kind(directory: str) -> str | None:
+    """"sentencepiece" (`spiece.model`) or "wordpiece" (`vocab.txt`) for an HF-layout directory; with both,
+    the saved tokenizer class decides (SentencePiece unless a BertTokenizer); None with neither."""
+    has_spiece = os.path.isfile(os.path.join(directory, SPIECE_MODEL_FILE))
+    has_vocab = os.path.isfile(os.path.join(directory, VOCAB_FILE))
+    if has_spiece and has_vocab:
+        has_spiece = not _read_hf_tokenizer_config(directory).get("tokenizer_class", "").startswith("BertTokenizer")
+    if has_spiece:
+        return "sentencepiece"
+    return "wordpiece" if has_vocab else None
+
+
 def _max_length_from_config(config: dict):
     value = config.get("model_max_length")
     if isinstance(value, int) and 0 < value < _UNSET_MAX_LENGTH:

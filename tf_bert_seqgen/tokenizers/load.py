@@ -1,33 +1,39 @@
-"""`load_tokenizer`: the tokenizer an HF-layout directory holds."""
+"""`load_tokenizer`: the tokenizer a directory holds, or the one of a preset, HF repo or TF Hub module."""
 
 from __future__ import annotations
 
 import os
 
-from tf_bert_seqgen.tokenizers.hf_files import SPIECE_MODEL_FILE, VOCAB_FILE, _read_hf_tokenizer_config
+from tf_bert_seqgen.checkpoints import hub_files
+from tf_bert_seqgen.checkpoints.locate import locate
+from tf_bert_seqgen.tokenizers.hf_files import SPIECE_MODEL_FILE, VOCAB_FILE, tokenizer_kind
 from tf_bert_seqgen.tokenizers.sentencepiece import BertForSeqGenerationTokenizer
 from tf_bert_seqgen.tokenizers.wordpiece import WordPieceTokenizer
 
+TOKENIZER_CLASSES = {cls.KIND: cls for cls in (BertForSeqGenerationTokenizer, WordPieceTokenizer)}
 
-def load_tokenizer(directory: str, **overrides):
-    """The tokenizer of an HF-layout directory: `spiece.model` -> SentencePiece, `vocab.txt` -> WordPiece.
 
-    Casing and special tokens come from `tokenizer_config.json` when present (`do_lower_case`, ...);
-    keyword arguments override them (e.g. `preprocess="gigaword"`, `max_length=128`).
+def load_tokenizer(name_or_path, **overrides):
+    """The tokenizer of an HF-layout directory, a preset name, an HF repo id or a TF Hub handle / module.
+
+    A directory with `spiece.model` -> SentencePiece, `vocab.txt` -> WordPiece (both: the saved tokenizer
+    class decides); casing and special tokens come from `tokenizer_config.json` when present
+    (`do_lower_case`, ...). Anything else goes through `from_preset` of the class its files call for,
+    with the preset's input preparation. Keyword arguments override both (e.g. `preprocess="gigaword"`,
+    `max_length=128`).
     """
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"tokenizer directory {directory} does not exist")
-    has_spiece = os.path.isfile(os.path.join(directory, SPIECE_MODEL_FILE))
-    has_vocab = os.path.isfile(os.path.join(directory, VOCAB_FILE))
-    if has_spiece and has_vocab:
-        # Both present: let the saved tokenizer class decide, SentencePiece otherwise.
-        tokenizer_class = _read_hf_tokenizer_config(directory).get("tokenizer_class", "")
-        has_spiece = not tokenizer_class.startswith("BertTokenizer")
-    if has_spiece:
-        return BertForSeqGenerationTokenizer.from_pretrained(directory, **overrides)
-    if has_vocab:
-        return WordPieceTokenizer.from_pretrained(directory, **overrides)
-    raise FileNotFoundError(
-        f"no tokenizer in {directory}: expected {SPIECE_MODEL_FILE} (SentencePiece) "
-        f"or {VOCAB_FILE} (WordPiece)")
+    path = os.fspath(name_or_path)
+    if os.path.isdir(path):
+        kind = tokenizer_kind(path)
+        if kind is not None:
+            return TOKENIZER_CLASSES[kind].from_pretrained(path, **overrides)
+        if not os.path.isfile(os.path.join(path, "tfhub_module.pb")):
+            raise FileNotFoundError(f"no tokenizer in {path}: expected {SPIECE_MODEL_FILE} (SentencePiece) "
+                                    f"or {VOCAB_FILE} (WordPiece)")
+    located = locate(path, tokenizer_only=True)
+    if located.kind == "tfhub":
+        source = hub_files.find_tokenizer(located.directory)
+        kind = source.kind if source is not None else BertForSeqGenerationTokenizer.KIND  # it names what is missing
+    else:
+        kind = tokenizer_kind(located.directory) or BertForSeqGenerationTokenizer.KIND
+    return TOKENIZER_CLASSES[kind].from_located(located, **overrides)

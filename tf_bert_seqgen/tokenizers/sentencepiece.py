@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import types
 
 import sentencepiece as spm
 import tensorflow as tf
 
 from tf_bert_seqgen import _compat
+from tf_bert_seqgen.presets import list_presets
 from tf_bert_seqgen.tokenizers.base import _first_not_none, _InGraphTokenizer
 from tf_bert_seqgen.tokenizers.hf_files import (
     _CONFIG_KEY,
@@ -62,6 +64,10 @@ class BertForSeqGenerationTokenizer(_InGraphTokenizer):
         add_bos, add_eos: add bos / eos around each sequence (the released models add none).
         preprocess: None, "discofuse", "gigaword" or "wikisplit" (see `_preprocess`).
     """
+
+    KIND = "sentencepiece"
+    # The released checkpoints whose tokenizer this is (`from_preset` names).
+    presets = types.MappingProxyType(list_presets(tokenizer=KIND))
 
     def __init__(self, model, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
                  sep_token="<::::>", max_length=DEFAULT_MAX_LENGTH, add_bos=False, add_eos=False,
@@ -139,6 +145,11 @@ class BertForSeqGenerationTokenizer(_InGraphTokenizer):
                   "model_max_length": self.max_length if self.max_length is not None else int(1e30),
                   _CONFIG_KEY: {**self._options(), "max_length": self.max_length}}
         return (model_path, *_write_configs(directory, config, tokens))
+
+    @classmethod
+    def from_module_source(cls, source, **options) -> BertForSeqGenerationTokenizer:
+        """From a TF Hub module's SentencePiece model (`hub_files.TokenizerSource`: the model bytes)."""
+        return cls(source.data, **options)
 
     @classmethod
     def from_pretrained(cls, directory: str, **overrides) -> BertForSeqGenerationTokenizer:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import types
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tf_bert_seqgen.presets import list_presets
 from tf_bert_seqgen.tokenizers.base import _InGraphTokenizer
 from tf_bert_seqgen.tokenizers.hf_files import (
     _CONFIG_KEY,
@@ -26,6 +28,12 @@ from tf_bert_seqgen.tokenizers.unicode import (
     _REFERENCE_ONLY_NONSPACING_MARKS,
     _REFERENCE_ONLY_PUNCTUATION,
 )
+
+
+def is_uncased_vocabulary(tokens) -> bool:
+    """An uncased BERT vocabulary has no capital letters outside its [SPECIAL] / <special> tokens."""
+    words = (t for t in tokens if (t[:1], t[-1:]) not in (("[", "]"), ("<", ">")))
+    return not any(t != t.lower() for t in words)
 
 
 class WordPieceTokenizer(_InGraphTokenizer):
@@ -63,6 +71,10 @@ class WordPieceTokenizer(_InGraphTokenizer):
     # tokenizers' WordPiece decoder `cleanup`, applied to every token in this order.
     _CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                 (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+    KIND = "wordpiece"
+    # The released checkpoints whose tokenizer this is (`from_preset` names).
+    presets = types.MappingProxyType(list_presets(tokenizer=KIND))
 
     def __init__(self, vocabulary, lowercase=True, strip_accents=None, tokenize_chinese_chars=True,
                  unk_token=None, cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
@@ -181,6 +193,13 @@ class WordPieceTokenizer(_InGraphTokenizer):
                   "model_max_length": self.max_length if self.max_length is not None else int(1e30),
                   _CONFIG_KEY: {**self._options(), "max_length": self.max_length}}
         return (vocab_path, *_write_configs(directory, config, tokens))
+
+    @classmethod
+    def from_module_source(cls, source, **options) -> WordPieceTokenizer:
+        """From a TF Hub module's vocabulary (`hub_files.TokenizerSource`: the vocab .txt path), which
+        records no casing: uncased when it holds no capital letters outside special tokens."""
+        tokens = _read_vocab_file(source.data)
+        return cls(source.data, **{"lowercase": is_uncased_vocabulary(tokens), **options})
 
     @classmethod
     def from_pretrained(cls, directory: str, **overrides) -> WordPieceTokenizer:
