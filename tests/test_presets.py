@@ -119,6 +119,17 @@ def test_preset_name_and_repo_id_load_the_hf_repo_from_an_offline_cache(offline,
         WordPieceTokenizer.from_preset("roberta24_gigaword")
 
 
+def test_command_line_takes_preset_names(offline, checkpoint, capsys):
+    _, directory = checkpoint
+    hub_caches.hf_snapshot(offline["hf"], "google/roberta2roberta_L-24_gigaword", directory)
+    from tf_bert_seqgen import cli
+
+    cli.main(["info", "roberta24_gigaword"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["decoding_defaults"] == {**PAPER, "max_new_tokens": 32, "max_input_length": 128}
+    assert "preprocess='gigaword'" in report["tokenizer"]
+
+
 def test_any_hf_repo_id_loads_without_preset_defaults(offline, checkpoint):
     model, directory = checkpoint
     hub_caches.hf_snapshot(offline["hf"], "someone/tiny-roberta2roberta", directory)
