@@ -66,14 +66,19 @@ def quiet_import():
         yield
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    sys.stderr.flush()
+    _flush_stderr()
     saved = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
         yield
     finally:
-        sys.stderr.flush()
+        _flush_stderr()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+def _flush_stderr():
+    if sys.stderr is not None:  # None under pythonw
+        sys.stderr.flush()
