@@ -120,7 +120,9 @@ def test_large_batches_run_in_slices_with_the_same_results(tmp_path, tokenizer):
     for i in range(5):  # each row equals the same pair scored alone
         alone = loaded.signatures["score"](source_text=tf.constant(texts[i:i + 1]),
                                            target_text=tf.constant(texts[i + 1:i + 2]))
-        assert abs(alone["log_likelihood"].numpy()[0] - scored["log_likelihood"].numpy()[i]) < 1e-3
+        # Padded to other widths, the sums run in another order: equal to float32 rounding.
+        np.testing.assert_allclose(alone["log_likelihood"].numpy()[0], scored["log_likelihood"].numpy()[i],
+                                   rtol=1e-4)
         assert alone["num_tokens"].numpy()[0] == scored["num_tokens"].numpy()[i]
     encoded = loaded.signatures["encode"](text=tf.constant(texts[:5]))
     assert encoded["encoder_hidden_states"].shape[0] == 5

@@ -43,12 +43,6 @@ WARMUP_TEXTS = ["This is a warm-up request.", ""]
 DEFAULT_MAX_BATCH_SIZE = 32
 
 
-def _bucket_width(length):
-    """In-graph twin of generation._bucket_length: the next power of two >= 16."""
-    length = tf.maximum(tf.cast(length, tf.float32), 16.0)
-    return tf.cast(tf.pow(2.0, tf.math.ceil(tf.math.log(length) / tf.math.log(2.0))), tf.int32)
-
-
 class _Untracked:
     """A plain holder: tf.Module does not follow it when collecting what to save."""
 
@@ -76,6 +70,7 @@ class GenerationModule(tf.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.max_input_length = max_input_length
+        self.jit_compile = jit_compile
         self._pad_id = model.config.encoder.pad_token_id
         self._decode = tf.function(generation.build_generate_fn(model, config), jit_compile=jit_compile,
                                    autograph=False)
@@ -94,9 +89,12 @@ class GenerationModule(tf.Module):
             return self.tokenizer.tokenize(text)[:, :self.max_input_length]
 
     def _pad(self, tokens):
-        """ragged ids [b, (tokens)] -> ids [b, w], mask [b, w]; w = a power-of-two bucket >= 16, so a stream
-        of requests runs a few shapes."""
-        width = tf.minimum(_bucket_width(tokens.bounding_shape(axis=1)), self.max_input_length)
+        """ragged ids [b, (tokens)] -> ids [b, w], mask [b, w]. w is the longest row in graph mode, which runs
+        any shape (padding to a bucket cost the encoder up to 2x the work); the XLA variant, which compiles
+        per shape, pads to `generation.bucket_length`."""
+        width = tokens.bounding_shape(axis=1)
+        if self.jit_compile:
+            width = generation.bucket_length(width, self.max_input_length)
         shape = tf.stack([tokens.nrows(), tf.cast(width, tf.int64)])
         ids = tokens.to_tensor(default_value=self._pad_id, shape=shape)
         mask = tf.ones_like(tokens).to_tensor(default_value=0, shape=shape)

@@ -288,12 +288,17 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
     return tf.reshape(best, [-1, m])
 
 
-def _bucket_length(length: int, limit: int) -> int:
-    """Source lengths are padded up to a power of two (>= 16) so a stream of requests traces a few times."""
-    bucket = 16
-    while bucket < length:
-        bucket *= 2
-    return min(bucket, limit)
+def bucket_length(length, limit):
+    """The padded source length under XLA, which compiles once per shape: the next power of two >= 16,
+    at most `limit`, so a stream of requests compiles a few times. An int, or a scalar tensor in a graph."""
+    if isinstance(length, int):
+        bucket = 16
+        while bucket < length:
+            bucket *= 2
+        return min(bucket, limit)
+    length = tf.maximum(tf.cast(length, tf.float32), 16.0)
+    bucket = tf.cast(tf.pow(2.0, tf.math.ceil(tf.math.log(length) / tf.math.log(2.0))), tf.int32)
+    return tf.minimum(bucket, limit)
 
 
 def pad_to_bucket(input_ids, attention_mask, pad_token_id, limit):
@@ -302,7 +307,7 @@ def pad_to_bucket(input_ids, attention_mask, pad_token_id, limit):
     if length > limit:
         raise ValueError(f"input length {length} exceeds the encoder's max_position_embeddings ({limit}); "
                          "truncate the input")
-    target = _bucket_length(length, limit)
+    target = bucket_length(length, limit)
     pad = [(0, 0), (0, target - length)]
     return np.pad(input_ids, pad, constant_values=pad_token_id), np.pad(attention_mask, pad)
 
