@@ -12,8 +12,6 @@ import time
 
 import tensorflow as tf
 
-from tf_bert_seqgen import cpu
-
 
 def onednn_enabled() -> bool | None:
     """Whether TensorFlow runs graph-mode products on oneDNN in this process (its default on CPUs with
@@ -28,6 +26,8 @@ def onednn_enabled() -> bool | None:
 
 def describe_machine(threads: int) -> str:
     """The CPU model, its relevant flags, TensorFlow's CPU backend and the threads used, on one line."""
+    from tf_bert_seqgen import cpu  # here, not at the top: the serving client process must not load us
+
     backend = {True: "oneDNN", False: "Eigen", None: "unknown"}[onednn_enabled()]
     return f"{cpu.describe()}; TensorFlow {tf.__version__}, graph-mode products on {backend}; {threads} threads"
 

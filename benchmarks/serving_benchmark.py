@@ -1,0 +1,324 @@
+"""Serving speed of the exported SavedModel, measured the way production runs it.
+
+    python benchmarks/serving_benchmark.py            # full-size shared model (24 x 1024, vocab 50358)
+    python benchmarks/serving_benchmark.py --smoke    # tiny model, a couple of minutes (CI)
+
+The parent process exports the model (random weights) four times: greedy and beam 4, each as the default
+graph-mode export and as the XLA variant (`--xla`). Each export is then measured in fresh processes that
+import only tensorflow and tensorflow_text (plus the serving protos to replay the warm-up records, as
+the model server does), through its signatures:
+- cold start: load time plus the first request, without and with the warm-up records replayed;
+- ms per generated token at batch 1 (and 8 for greedy): T(n) - T(1) over n - 1 through
+  `generate_with_options`, against the memory-bandwidth bound of one decode step;
+- per-request latency p50 / p90 / p99 with 1, 4, 8 and 16 client threads sending one text each
+  (greedy exports, `LATENCY_TOKENS` new tokens per request);
+- throughput in texts/s and generated tokens/s at batch 1, 8, 32 and 64 (greedy, `THROUGHPUT_TOKENS`);
+- the peak resident memory of the serving process before and after one request of 1024 texts.
+`transformers`' `generate` on the same weights and the same token ids is the anchor, measured in this
+process. Every export forces each row to its full length (min_length), so all sides do the same steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+SCENARIOS = [("greedy b1", "greedy", 1), ("beam4 b1", "beam4", 1), ("greedy b8", "greedy", 8)]
+CLIENTS = [1, 4, 8, 16]
+BATCHES = [1, 8, 32, 64]
+LATENCY_TOKENS = 8
+THROUGHPUT_TOKENS = 16
+RSS_BATCH = 1024  # one request this large runs in max_batch_size slices; its peak memory is reported
+
+
+# --- the client: a fresh process with only tensorflow + tensorflow_text -----------------------------
+
+def client(directory: str, texts: list[str], settings: dict) -> dict:
+    """Measures one export; returns figures as a dict. Imports nothing of this project's package."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tokenizer ops
+    from common import BandwidthProbe
+
+    tf.config.threading.set_intra_op_parallelism_threads(settings["threads"])
+    figures = {}
+    start = time.perf_counter()
+    loaded = tf.saved_model.load(directory)
+    figures["load_s"] = time.perf_counter() - start
+    if settings["warmup"]:
+        start = time.perf_counter()
+        replay_warmup(loaded, directory)
+        figures["warmup_s"] = time.perf_counter() - start
+    serve, options = loaded.signatures["serving_default"], loaded.signatures["generate_with_options"]
+    start = time.perf_counter()
+    serve(text=tf.constant(texts[:1]))["generated_text"].numpy()
+    figures["first_request_s"] = time.perf_counter() - start
+    if settings["cold_only"]:
+        return figures
+
+    def generate(batch, new_tokens):
+        options(text=tf.constant(texts[:batch]), max_new_tokens=tf.constant(new_tokens),
+                length_penalty=tf.constant(1.0))["generated_text"].numpy()
+
+    probe = BandwidthProbe(settings["probe_gb"])
+    figures["per_token"] = {}
+    for batch in settings["per_token_batches"]:
+        figures["per_token"][batch] = per_token_ms(lambda n, b=batch: generate(b, n), settings["new_tokens"],
+                                                   settings["repeats"], probe)
+    if settings["serving_loads"]:
+        figures["latency"] = {c: latency(lambda: generate(1, settings["latency_tokens"]), c,
+                                         settings["requests"]) for c in CLIENTS}
+        figures["throughput"] = {}
+        for batch in BATCHES:
+            generate(batch, settings["throughput_tokens"])  # a new input width traces once
+            best = min(timed(lambda b=batch: generate(b, settings["throughput_tokens"]))
+                       for _ in range(settings["repeats"]))
+            figures["throughput"][batch] = batch / best
+    if settings.get("rss_batch"):
+        figures["rss_mb_before"] = peak_rss_mb()
+        texts_many = (texts * (settings["rss_batch"] // len(texts) + 1))[:settings["rss_batch"]]
+        start = time.perf_counter()
+        serve(text=tf.constant(texts_many))["generated_text"].numpy()
+        figures["rss_seconds"] = time.perf_counter() - start
+        figures["rss_mb_after"] = peak_rss_mb()
+    return figures
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def replay_warmup(loaded, directory):
+    """What TF Serving does at load: run every PredictionLog record of assets.extra once."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(directory, "assets.extra", "tf_serving_warmup_requests")
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(value)) for name, value in request.inputs.items()}
+        loaded.signatures[request.model_spec.signature_name](**inputs)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def per_token_ms(run, new_tokens: int, repeats: int, probe) -> tuple[float, float]:
+    """(ms per decode step, best bandwidth read between repeats): (T(n) - T(1)) / (n - 1), each T the best
+    of `repeats`, the two lengths alternating so that load from elsewhere hits both alike."""
+    run(1), run(new_tokens)
+    best = {1: float("inf"), new_tokens: float("inf")}
+    bandwidth = probe.read()
+    for _ in range(repeats):
+        for n in best:
+            best[n] = min(best[n], timed(lambda n=n: run(n)))
+        bandwidth = max(bandwidth, probe.read())
+    step_ms = 1000 * (best[new_tokens] - best[1]) / (new_tokens - 1)
+    return (step_ms if step_ms > 0 else float("nan")), bandwidth
+
+
+def latency(request, clients: int, requests_per_client: int) -> dict:
+    """`clients` threads each send `requests_per_client` requests back to back; latency percentiles in ms
+    and requests per second over the whole run."""
+    import numpy as np
+
+    times, lock = [], threading.Lock()
+
+    def worker():
+        for _ in range(requests_per_client):
+            took = timed(request)
+            with lock:
+                times.append(took)
+
+    request()  # every thread then finds the function traced
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    p50, p90, p99 = np.percentile(np.array(times) * 1000, [50, 90, 99])
+    return {"p50": p50, "p90": p90, "p99": p99, "per_s": len(times) / wall, "count": len(times)}
+
+
+def run_client(directory: str, texts: list[str], settings: dict) -> dict:
+    """`client` in a fresh interpreter; checks that it loaded none of this project's package or torch."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import serving_benchmark as b; "
+            "out = b.client(sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])); "
+            "mods = sorted(m for m in sys.modules if m.split('.')[0] in ('tf_bert_seqgen', 'torch', 'transformers')); "
+            "print('RESULT ' + json.dumps({'figures': out, 'modules': mods}))")
+    done = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)), directory,
+                           json.dumps(texts), json.dumps(settings)], capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"client failed on {directory}:\n{done.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    if result["modules"]:
+        raise RuntimeError(f"the serving client loaded {result['modules']}: production has only tensorflow")
+    return result["figures"]
+
+
+# --- the parent: export, anchor, report ---------------------------------------------------------------
+
+def wordpiece_vocabulary(size: int, texts: list[str]) -> list[str]:
+    """A WordPiece vocabulary of exactly `size` entries: the special tokens, the words of `texts`, then
+    fillers, so that every id a random model generates detokenizes."""
+    special = ["<pad>", "</s>", "<s>", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({w for t in texts for w in t.lower().replace(".", " . ").replace(",", " , ").split()})
+    vocabulary = (special + words)[:size]
+    return vocabulary + [f"filler{i}" for i in range(size - len(vocabulary))]
+
+
+def transformers_anchor(model, texts, tokenizer, settings, probe):
+    """transformers' generate on the same weights and token ids: ms per token and texts per second."""
+    import numpy as np
+    import torch
+    from transformers import EncoderDecoderModel
+
+    torch.set_num_threads(settings["threads"])
+    with tempfile.TemporaryDirectory() as directory:
+        model.save_pretrained(directory)
+        hf = EncoderDecoderModel.from_pretrained(directory).eval()
+
+    def generate(batch, beams, new_tokens):
+        inputs = tokenizer(texts[:batch])
+        with torch.no_grad():
+            hf.generate(input_ids=torch.tensor(np.asarray(inputs["input_ids"]), dtype=torch.long),
+                        attention_mask=torch.tensor(np.asarray(inputs["attention_mask"]), dtype=torch.long),
+                        max_new_tokens=new_tokens, min_length=new_tokens + 1, num_beams=beams, do_sample=False)
+
+    figures = {"per_token": {}, "throughput": {}}
+    for name, kind, batch in SCENARIOS:
+        beams = 4 if kind == "beam4" else 1
+        figures["per_token"][name] = per_token_ms(lambda n, b=batch, k=beams: generate(b, k, n),
+                                                  settings["new_tokens"], settings["repeats"], probe)[0]
+    for batch in BATCHES:
+        generate(batch, 1, settings["throughput_tokens"])
+        best = min(timed(lambda b=batch: generate(b, 1, settings["throughput_tokens"]))
+                   for _ in range(settings["repeats"]))
+        figures["throughput"][batch] = batch / best
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny model, few repeats (CI)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=24)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+    from common import BandwidthProbe, bound_ms, decoder_step_bytes, describe_machine
+
+    from tf_bert_seqgen import (
+        BertForSeqGenerationConfig,
+        EncoderDecoder,
+        EncoderDecoderConfig,
+        WordPieceTokenizer,
+    )
+    from tf_bert_seqgen.data import load_fusion_split
+    from tf_bert_seqgen.export import export_saved_model
+
+    tf.get_logger().setLevel("ERROR")
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if args.smoke:
+        config = BertForSeqGenerationConfig(vocab_size=600, hidden_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, intermediate_size=128)
+        args.repeats, args.new_tokens = 1, 4
+    else:
+        config = BertForSeqGenerationConfig()
+    settings = dict(threads=args.threads, repeats=args.repeats, new_tokens=args.new_tokens,
+                    latency_tokens=min(LATENCY_TOKENS, args.new_tokens),
+                    throughput_tokens=min(THROUGHPUT_TOKENS, args.new_tokens), requests=1 if args.smoke else 4,
+                    probe_gb=0.05 if args.smoke else 1.0)
+    # Real English sources (the fusion data), 64 of them for the largest batch.
+    texts = [source for source, _ in load_fusion_split("train")][:max(BATCHES)]
+    tokenizer = WordPieceTokenizer(wordpiece_vocabulary(config.vocab_size, texts), max_length=128)
+    tf.keras.utils.set_random_seed(0)
+    model = EncoderDecoder.from_config(EncoderDecoderConfig(config, config, share=True))
+    step_bytes = decoder_step_bytes(config)
+    print(describe_machine(args.threads))
+    width = np.asarray(tokenizer(texts)["input_ids"]).shape[1]
+    print(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, vocab {config.vocab_size}, "
+          f"shared, {model.count_params():,} parameters; sources: fusion train texts, padded width "
+          f"{width}; a decode step reads {step_bytes / 1e9:.2f} GB of weights")
+
+    figures = {}
+    with tempfile.TemporaryDirectory() as root:
+        for kind, beams in (("greedy", 1), ("beam4", 4)):
+            for mode, jit in (("graph", False), ("xla", True)):
+                directory = os.path.join(root, f"{kind}_{mode}")
+                start = time.perf_counter()
+                export_saved_model(model, tokenizer, directory, jit_compile=jit, num_beams=beams,
+                                   max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1)
+                print(f"exported {kind} {mode} in {time.perf_counter() - start:.0f} s", flush=True)
+                cold = {warm: run_client(directory, texts, {**settings, "warmup": warm, "cold_only": True})
+                        for warm in (False, True)}
+                full = run_client(directory, texts, {
+                    **settings, "warmup": True, "cold_only": False, "serving_loads": kind == "greedy",
+                    "rss_batch": RSS_BATCH if kind == "greedy" else 0,
+                    "per_token_batches": [1, 8] if kind == "greedy" else [1]})
+                figures[kind, mode] = {"cold": cold, **full}
+                print(f"measured {kind} {mode}", flush=True)
+    probe = BandwidthProbe(settings["probe_gb"])
+    anchor = transformers_anchor(model, texts, tokenizer, settings, probe)
+    report(figures, anchor, settings, step_bytes, bound_ms)
+
+
+def report(figures, anchor, settings, step_bytes, bound_ms):
+    print("\nms per generated token (exported SavedModel; transformers' generate on the same weights)")
+    print(f"{'scenario':<11}{'graph':>8}{'xla':>8}{'torch':>8}{'torch/graph':>12}{'torch/xla':>10}"
+          f"{'graph/bound':>12}{'xla/bound':>10}  GB/s graph/xla")
+    for name, kind, batch in SCENARIOS:
+        (graph, graph_bw), (xla, xla_bw) = (figures[kind, m]["per_token"][str(batch)] for m in ("graph", "xla"))
+        torch_ms = anchor["per_token"][name]
+        print(f"{name:<11}{graph:8.1f}{xla:8.1f}{torch_ms:8.1f}{torch_ms / graph:12.2f}{torch_ms / xla:10.2f}"
+              f"{graph / bound_ms(step_bytes, graph_bw):12.2f}{xla / bound_ms(step_bytes, xla_bw):10.2f}"
+              f"  {graph_bw / 1e9:.1f}/{xla_bw / 1e9:.1f}")
+    print("\ncold start, s (fresh process: load, then the first one-text request)")
+    print(f"{'export':<14}{'load':>7}{'first':>8}{'load+warm-up':>14}{'first after warm-up':>21}")
+    for (kind, mode), f in figures.items():
+        plain, warm = f["cold"][False], f["cold"][True]
+        print(f"{kind + ' ' + mode:<14}{plain['load_s']:7.1f}{plain['first_request_s']:8.2f}"
+              f"{warm['load_s'] + warm['warmup_s']:14.1f}{warm['first_request_s']:21.2f}")
+    print(f"\nlatency per request, ms (greedy, one text, {settings['latency_tokens']} new tokens), by client threads")
+    print(f"{'export':<8}{'clients':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/p50':>9}{'requests/s':>12}")
+    for mode in ("graph", "xla"):
+        for clients, row in figures["greedy", mode]["latency"].items():
+            print(f"{mode:<8}{clients:>8}{row['p50']:9.0f}{row['p90']:9.0f}{row['p99']:9.0f}"
+                  f"{row['p99'] / row['p50']:9.2f}{row['per_s']:12.2f}")
+    tokens = settings["throughput_tokens"]
+    print(f"\nthroughput (greedy, {tokens} new tokens per text): texts/s (generated tokens/s)")
+    print(f"{'batch':>5}{'graph':>18}{'xla':>18}{'transformers':>18}{'graph/torch':>12}{'xla/torch':>10}")
+    for batch in BATCHES:
+        graph, xla = (figures["greedy", m]["throughput"][str(batch)] for m in ("graph", "xla"))
+        torch_rate = anchor["throughput"][batch]
+        cell = lambda rate: f"{rate:7.2f} ({rate * tokens:6.0f})"  # noqa: E731
+        print(f"{batch:>5}{cell(graph):>18}{cell(xla):>18}{cell(torch_rate):>18}{graph / torch_rate:12.2f}"
+              f"{xla / torch_rate:10.2f}")
+    print(f"\npeak RSS of the serving process (greedy), before and after one request of {RSS_BATCH} texts")
+    for mode in ("graph", "xla"):
+        f = figures["greedy", mode]
+        print(f"{mode:<6} {f['rss_mb_before']:8.0f} MB -> {f['rss_mb_after']:8.0f} MB "
+              f"({f['rss_seconds']:.0f} s for the request)")
+
+
+if __name__ == "__main__":
+    main()
