@@ -1,10 +1,48 @@
+import os
+import re
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The shipped default model stays at the repository's top level (TF Serving's saved_models/<name>/<version>
+# layout); a wheel carries its newest version inside the package, where cli.sources.default_model_dir
+# finds it with importlib.resources.
+DEFAULT_MODEL = os.path.join("saved_models", "fusion")
+
+
+def newest_version(base_dir):
+    """The highest numeric version directory under `base_dir`, as TF Serving would serve it."""
+    versions = [int(v) for v in os.listdir(base_dir) if re.fullmatch(r"\d+", v)] if os.path.isdir(base_dir) else []
+    return max(versions) if versions else None
+
+
+class BuildPyWithDefaultModel(build_py):
+    """build_py plus the newest saved_models/fusion/<version>, copied to tf_bert_seqgen/saved_models/fusion/.
+
+    An editable install skips the copy: it imports the package from the checkout, whose top-level
+    saved_models/ is found directly.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        source_root = os.path.join(HERE, DEFAULT_MODEL)
+        version = newest_version(source_root)
+        if version is None:
+            raise RuntimeError(f"no default model under {source_root}: a wheel needs saved_models/fusion/<version>")
+        target_root = os.path.join(self.build_lib, "tf_bert_seqgen", DEFAULT_MODEL)
+        shutil.rmtree(target_root, ignore_errors=True)  # only the newest version, even in a reused build/
+        shutil.copytree(os.path.join(source_root, str(version)), os.path.join(target_root, str(version)))
+
 
 setup(
     name="tf_bert_seqgen",
     version="0.1.0",
     description="BERT-for-sequence-generation (bertseq2seq) models as Keras 3 layers, TF-graph generation and SavedModel export.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tf_bert_seqgen", "tf_bert_seqgen.*"]),
@@ -32,6 +70,8 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            # The suite runs on 2 processes (pyproject's addopts): much of it is single-threaded tracing.
+            "pytest-xdist>=3.5",
             # Plain "torch" resolves to a CUDA build with GBs of wheels; 2.13.0 is the CPU wheel.
             "torch==2.13.0",
             "transformers>=5.0,<6",
@@ -45,4 +85,5 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["tf-bert-seqgen=tf_bert_seqgen.cli:main"]},
+    cmdclass={"build_py": BuildPyWithDefaultModel},
 )
