@@ -3,6 +3,7 @@ shipped default model."""
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 
 from tf_bert_seqgen.checkpoints import hub_files, tfhub
@@ -16,13 +17,26 @@ DEFAULT_MODEL_NAME = "fusion"
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def default_model_roots() -> list[str]:
+    """Where the default model's versions may be, in order: inside the installed package (setup.py's
+    build_py copies the newest saved_models/fusion/<version> into a wheel as package data), then the
+    repository checkout's top-level saved_models/ (an editable install or a source tree)."""
+    roots = []
+    packaged = importlib.resources.files("tf_bert_seqgen").joinpath("saved_models", DEFAULT_MODEL_NAME)
+    if isinstance(packaged, os.PathLike):  # a SavedModel loads from a directory, not from inside a zip
+        roots.append(os.fspath(packaged))
+    roots.append(os.path.join(_REPO_ROOT, "saved_models", DEFAULT_MODEL_NAME))
+    return roots
+
+
 def default_model_dir() -> str:
-    """The shipped default model: the newest version under saved_models/fusion (repo checkout)."""
-    root = os.path.join(_REPO_ROOT, "saved_models", DEFAULT_MODEL_NAME)
-    found = latest_version_dir(root)
-    if found is None:
-        raise FileNotFoundError(f"no default model under {root}; pass --model")
-    return found
+    """The shipped default model: the newest version under the first of `default_model_roots()` that has one."""
+    roots = default_model_roots()
+    for root in roots:
+        found = latest_version_dir(root)
+        if found is not None:
+            return found
+    raise FileNotFoundError(f"no default model under {' or '.join(roots)}; pass --model")
 
 
 def kind_of(path: str) -> str:
