@@ -83,6 +83,13 @@ setup(
             "ipykernel>=6.29",
             "matplotlib>=3.8",
         ],
+        # Batch inference on Apache Beam (tf_bert_seqgen.beam, `tf-bert-seqgen batch`). Beam 2.77 refuses
+        # protobuf 7 and numpy 2.5, which tensorflow 2.21 allows: the two pins make the set resolve.
+        "beam": [
+            "apache-beam==2.77.*",
+            "protobuf<7",
+            "numpy<2.5",
+        ],
     },
     entry_points={"console_scripts": ["tf-bert-seqgen=tf_bert_seqgen.cli:main"]},
     cmdclass={"build_py": BuildPyWithDefaultModel},
