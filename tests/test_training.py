@@ -312,7 +312,7 @@ class SummedClipSGD(training.optim._ClipSummedGradients, keras.optimizers.SGD):
 
 
 def _make_sgd(learning_rate, hidden_size, warmup_steps, optimizer, weight_decay, clipnorm, global_clipnorm,
-              epsilon=None):
+              epsilon=None, accumulate=1):
     return SummedClipSGD(learning_rate, clipnorm=clipnorm, global_clipnorm=global_clipnorm)
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -37,7 +38,8 @@ def make_strategy(name: str):
 def training_config(args):
     generation = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens}
     return training.TrainingConfig(
-        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.warmup,
+        steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, xla=args.xla,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup,
         optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
         global_clipnorm=args.global_clipnorm or None, adam_epsilon=args.adam_epsilon,
         label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
@@ -48,11 +50,13 @@ def training_config(args):
 
 def cmd_finetune(args):
     strategy = make_strategy(args.strategy)  # before anything else runs a TensorFlow op
+    with as_flags(steps="--steps", batch_size="--batch-size", accumulate="--accumulate",
+                  steps_per_checkpoint="--steps-per-checkpoint"):
+        config = training_config(args)
     with as_flags(init="--init", cross_attention="--cross-attention", tokenizer_dir="--tokenizer DIR"):
         kind, _ = training.parse_init(args.init)  # fail on a bad spec before loading anything
         training.check_cross_attention(kind, args.cross_attention)
         tokenizer = training.load_init_tokenizer(args.init, args.tokenizer)
-    config = training_config(args)
 
     def init():
         return training.build_model(args.init, tokenizer, dropout=args.dropout,
@@ -107,6 +111,11 @@ def add_commands(subparsers):
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model/, export/)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32, help="global batch (all replicas)")
+    p.add_argument("--accumulate", type=int, default=1, metavar="N",
+                   help="update with the mean gradient of N batches (an effective batch of N x --batch-size)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
+                   help="the training step under XLA (falls back to graph mode, with a warning, where it does "
+                        "not compile); --no-xla: graph mode")
     p.add_argument("--learning-rate", type=float, default=0.05,
                    help="scale of the warm-up + rsqrt schedule (the paper: 0.05); peak = lr / sqrt(hidden * warmup)")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")

@@ -42,6 +42,7 @@ from tf_bert_seqgen.training.optim import (
     ADAM_EPSILON,
     Adam,
     AdamW,
+    PerUpdateSchedule,
     WarmupRsqrtDecay,
     make_optimizer,
 )
@@ -59,7 +60,7 @@ from tf_bert_seqgen.training.run import (
 
 __all__ = [
     "ADAM_BETA_1", "ADAM_BETA_2", "ADAM_EPSILON", "EXPORT_TOKENIZER_DIR", "Adam", "AdamW", "GenerationEvaluation",
-    "HistoryRows", "SequenceCrossEntropy", "StopAtStep", "TrainingConfig", "TrainingHooks", "WarmupRsqrtDecay",
+    "HistoryRows", "PerUpdateSchedule", "SequenceCrossEntropy", "StopAtStep", "TrainingConfig", "TrainingHooks", "WarmupRsqrtDecay",
     "as_pairs", "as_tokenizer_writes", "build_model", "check_cross_attention", "default_bucket_boundaries",
     "evaluate_generation", "export_with_tokenizer", "finetune", "float32_model", "generate_texts", "is_chief",
     "load_init_tokenizer", "make_dataset", "make_optimizer", "parse_init", "predict", "read_pairs",

@@ -60,7 +60,7 @@ def default_bucket_boundaries(max_length: int) -> list[int]:
 def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128, max_target_length: int = 128,
                  *, shuffle: bool = False, repeat: bool = False, bucket: bool = True, bucket_boundaries=None,
                  seed: int = 0, eos_token_id: int | None = None, pad_token_id: int | None = None,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
+                 drop_remainder: bool = False, pad_to_bucket: bool = False) -> tf.data.Dataset:
     """A tf.data pipeline of (features, labels) batches, tokenized in the graph by `tokenizer`.
 
     Args:
@@ -73,10 +73,14 @@ def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128,
         bucket: group examples of similar length (`bucket_by_sequence_length`) before padding;
             boundaries default to 8, 16, 32, ... (`bucket_boundaries` overrides).
         eos_token_id, pad_token_id: the model's; default to the tokenizer's.
+        pad_to_bucket: pad the source and the target each to the next boundary (or max length) above
+            their longest row, not to that row: a handful of shapes, so that an XLA training step compiles
+            a handful of programs rather than one per batch length.
 
     Returns:
         Dataset of ({"input_ids" [b, s], "attention_mask" [b, s], "labels" [b, t]}, labels [b, t]),
-        int32, right-padded with pad to the longest row of the batch; every target row ends with eos.
+        int32, right-padded with pad to the longest row of the batch (or its bucket's width); every
+        target row ends with eos.
     """
     pairs = as_pairs(data)
     eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
@@ -103,8 +107,8 @@ def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128,
         ds = ds.repeat()
     padded_shapes = ([None], [None], [None])
     padding_values = (tf.constant(pad, tf.int32), tf.constant(0, tf.int32), tf.constant(pad, tf.int32))
+    boundaries = list(bucket_boundaries or default_bucket_boundaries(max(max_source_length, max_target_length)))
     if bucket:
-        boundaries = list(bucket_boundaries or default_bucket_boundaries(max(max_source_length, max_target_length)))
         ds = ds.bucket_by_sequence_length(
             lambda ids, mask, labels: tf.maximum(tf.shape(ids)[0], tf.shape(labels)[0]), boundaries,
             [batch_size] * (len(boundaries) + 1), padded_shapes=padded_shapes, padding_values=padding_values,
@@ -112,7 +116,25 @@ def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128,
     else:
         ds = ds.padded_batch(batch_size, padded_shapes, padding_values, drop_remainder=drop_remainder)
 
+    if pad_to_bucket:
+        source_width = _bucket_width(boundaries, max_source_length)
+        target_width = _bucket_width(boundaries, max_target_length)
+        ds = ds.map(lambda ids, mask, labels: (_pad_columns(ids, source_width, pad), _pad_columns(mask, source_width, 0),
+                                               _pad_columns(labels, target_width, pad)))
+
     def to_features(ids, mask, labels):
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}, labels
 
     return ds.map(to_features).prefetch(tf.data.AUTOTUNE)
+
+
+def _bucket_width(boundaries, max_length: int):
+    """length -> the smallest boundary >= length, else max_length (a function of a scalar int32 tensor)."""
+    widths = tf.constant(sorted({b for b in boundaries if b < max_length} | {max_length}), tf.int32)
+    return lambda length: tf.gather(widths, tf.minimum(tf.searchsorted(widths, [length])[0], len(widths) - 1))
+
+
+def _pad_columns(x, width, value):
+    """x [b, n] right-padded with `value` to [b, width(n)]."""
+    n = tf.shape(x)[1]
+    return tf.pad(x, [[0, 0], [0, tf.maximum(width(n) - n, 0)]], constant_values=value)

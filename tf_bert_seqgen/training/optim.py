@@ -54,6 +54,25 @@ class WarmupRsqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"scale": self.scale, "hidden_size": self.hidden_size, "warmup_steps": self.warmup_steps}
 
 
+@keras.saving.register_keras_serializable(package="tf_bert_seqgen")
+class PerUpdateSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` at the count of updates under gradient accumulation.
+
+    With `gradient_accumulation_steps=n`, Keras calls a schedule with the micro-batch count (n per update;
+    its docs say so), while warm-up steps are counted in updates; this divides by n, so that
+    accumulating n batches of b follows the schedule as one batch of n * b does.
+    """
+
+    def __init__(self, schedule, accumulation_steps: int):
+        self.schedule = keras.optimizers.schedules.deserialize(schedule) if isinstance(schedule, dict) else schedule
+        self.accumulation_steps = int(accumulation_steps)
+
+    def __call__(self, step):
+        return self.schedule(step // self.accumulation_steps)
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
+                "accumulation_steps": self.accumulation_steps}
 
 
 class _ClipSummedGradients:
@@ -101,17 +120,26 @@ class AdamW(_ClipSummedGradients, keras.optimizers.AdamW):
 
 def make_optimizer(learning_rate: float = 0.05, hidden_size: int = 1024, warmup_steps: int = 40000,
                    optimizer: str = "adam", weight_decay: float = 0.01, clipnorm: float | None = 1.0,
-                   global_clipnorm: float | None = None, epsilon: float = ADAM_EPSILON):
+                   global_clipnorm: float | None = None, epsilon: float = ADAM_EPSILON, accumulate: int = 1):
     """Adam (the paper; tensor2tensor's betas and epsilon) or AdamW over
     `WarmupRsqrtDecay(learning_rate, hidden_size, warmup_steps)`.
 
     clipnorm: clip each gradient tensor to this norm; global_clipnorm: clip all of them together
     (BERT's 1.0). Both act on the gradient summed over replicas (see `_ClipSummedGradients`).
     epsilon: Adam's epsilon; tensor2tensor's 1e-9 by default, BERT's pre-training used 1e-6.
+    accumulate: update every this many batches with the mean of their gradients (Keras'
+        `gradient_accumulation_steps`): n batches of b make the update one batch of n * b makes when
+        every batch holds as many target tokens (the loss is a mean over tokens). `iterations` and the
+        schedule count updates; clipping and weight decay act on the mean, once per update.
     """
+    if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
+        raise ValueError(f"accumulate must be an integer >= 1 (batches per update), got {accumulate!r}")
     schedule = WarmupRsqrtDecay(learning_rate, hidden_size, warmup_steps)
+    if accumulate > 1:
+        schedule = PerUpdateSchedule(schedule, accumulate)
     common = dict(learning_rate=schedule, beta_1=ADAM_BETA_1, beta_2=ADAM_BETA_2, epsilon=epsilon,
-                  clipnorm=clipnorm, global_clipnorm=global_clipnorm)
+                  clipnorm=clipnorm, global_clipnorm=global_clipnorm,
+                  gradient_accumulation_steps=accumulate if accumulate > 1 else None)
     if optimizer == "adam":
         return Adam(**common)
     if optimizer == "adamw":

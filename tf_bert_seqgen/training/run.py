@@ -19,14 +19,19 @@ from tf_bert_seqgen.training.evaluate import GenerationEvaluation, evaluate_gene
 from tf_bert_seqgen.training.init import build_model
 from tf_bert_seqgen.training.optim import ADAM_EPSILON, make_optimizer
 
+# Strategies whose replicas synchronise through merge_call (see `finetune` with accumulate > 1).
+MERGE_CALL_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+
 
 @dataclasses.dataclass
 class TrainingConfig:
     """Hyper-parameters of `finetune`. Defaults suit a small model on a small set; the paper used
     learning_rate 0.05, warmup 40k steps, batch 256 (BERT-large sized, TPU)."""
 
-    steps: int = 1000
-    batch_size: int = 32
+    steps: int = 1000  # optimizer updates
+    batch_size: int = 32  # examples per batch (all replicas); an update sees accumulate * batch_size
+    accumulate: int = 1  # batches whose mean gradient makes one update (see make_optimizer)
+    xla: bool = True  # the training step under XLA where it compiles (see TrainingHooks), else graph mode
     learning_rate: float = 0.05  # the schedule's scale; peak = scale / sqrt(hidden * warmup)
     warmup_steps: int = 100
     optimizer: str = "adam"  # or "adamw"
@@ -44,6 +49,12 @@ class TrainingConfig:
     seed: int = 0
     verbose: int | str = "auto"
     generation: dict = dataclasses.field(default_factory=lambda: {"num_beams": 1, "max_new_tokens": 64})
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "accumulate", "steps_per_checkpoint"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def is_chief(strategy=None) -> bool:
@@ -64,7 +75,7 @@ def worker_dir(out_dir: str, strategy=None) -> str:
 
 
 def _restored_step(backup_dir: str, steps_per_epoch: int) -> int:
-    """The step BackupAndRestore will resume from (it restarts at an epoch boundary)."""
+    """The batch BackupAndRestore will resume from (it restarts at an epoch boundary)."""
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.isfile(path):
         return 0
@@ -93,6 +104,12 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     """
     config = config or TrainingConfig()
     strategy = strategy or tf.distribute.get_strategy()
+    if config.accumulate > 1 and isinstance(strategy, MERGE_CALL_STRATEGIES):
+        # Keras updates every n-th batch inside a tf.cond; these strategies synchronise replicas with a
+        # merge_call, which TensorFlow refuses inside control flow (except under XLA on GPUs).
+        raise ValueError(f"accumulate > 1 does not run under {type(strategy).__name__} (Keras' gradient "
+                         "accumulation cannot synchronise replicas there): use no strategy or OneDeviceStrategy, "
+                         "or a larger batch_size across the replicas")
     chief = is_chief(strategy)
     out_dir = worker_dir(out_dir, strategy)
     os.makedirs(out_dir, exist_ok=True)
@@ -103,19 +120,21 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
         model = build_model(init, tokenizer) if isinstance(init, str) else init()
         model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
                                      config.optimizer, config.weight_decay, config.clipnorm,
-                                     config.global_clipnorm, config.adam_epsilon),
-                      label_smoothing=config.label_smoothing)
+                                     config.global_clipnorm, config.adam_epsilon, config.accumulate),
+                      label_smoothing=config.label_smoothing, jit_compile="auto" if config.xla else False)
 
-    steps_per_epoch = min(config.steps_per_checkpoint, config.steps)
-    epochs = math.ceil(config.steps / steps_per_epoch)
+    updates_per_epoch = min(config.steps_per_checkpoint, config.steps)
+    epochs = math.ceil(config.steps / updates_per_epoch)
+    steps_per_epoch = updates_per_epoch * config.accumulate  # Keras counts batches
     backup_dir = os.path.join(out_dir, "backup")
     dataset_options = dict(max_source_length=config.max_source_length, max_target_length=config.max_target_length,
                            eos_token_id=model.config.decoder.eos_token_id,
-                           pad_token_id=model.config.decoder.pad_token_id)
+                           pad_token_id=model.config.decoder.pad_token_id,
+                           pad_to_bucket=bool(model.jit_compile))  # few shapes for XLA to compile
     train = make_dataset(train_data, tokenizer, config.batch_size, shuffle=True, repeat=True, seed=config.seed,
                          **dataset_options)
-    # The shuffled stream is a function of the seed: skipping what was trained on makes a resumed run
-    # see exactly the batches an uninterrupted one would.
+    # The shuffled stream is a function of the seed: skipping the batches trained on makes a resumed run
+    # see exactly the batches an uninterrupted one would, none twice.
     train = train.skip(_restored_step(backup_dir, steps_per_epoch))
     validation = validation_steps = None
     all_callbacks = [keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
