@@ -168,3 +168,66 @@ def test_cli_accumulate_and_xla_flags(tmp_path, capsys):
                   "--accumulate", "0"])
     assert exit_info.value.code == 2
     assert "--accumulate must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 2:
+            raise KeyboardInterrupt("simulated preemption")
+
+
+def test_resumed_run_continues_the_schedule_and_the_data_stream(tmp_path):
+    """With accumulate=2 (4 batches of 2 per checkpoint), interrupted after the first checkpoint: the
+    resumed run starts at update 2 with the schedule's learning rate there, trains on exactly the batches
+    the uninterrupted run trains on after that point (the skip counts batches, not updates), so no data
+    epoch repeats an example, and ends with the same weights."""
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in _vocabulary()))
+    tokenizer = load_tokenizer(str(tmp_path))
+    pairs = PAIRS + [(t, s) for s, t in PAIRS]  # 8 distinct examples: a data epoch is 4 batches of 2
+    recorded = []
+
+    class Recording(EncoderDecoder):
+        def train_step(self, data):
+            def record(labels):
+                recorded.append(labels.copy())
+                return np.int32(0)
+
+            with tf.control_dependencies([tf.numpy_function(record, [data[1]], tf.int32)]):
+                return super().train_step(data)
+
+    def init():
+        keras.utils.set_random_seed(0)
+        config = BertForSeqGenerationConfig(vocab_size=len(_vocabulary()), hidden_size=16, num_hidden_layers=1,
+                                            num_attention_heads=2, intermediate_size=24, max_position_embeddings=32,
+                                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                            pad_token_id=0, eos_token_id=3, bos_token_id=2)
+        return Recording.from_config(EncoderDecoderConfig(config, config))
+
+    # Lengths 8: one bucket, so a data epoch is one shuffled pass in 4 batches.
+    config = training.TrainingConfig(steps=4, batch_size=2, accumulate=2, steps_per_checkpoint=2, warmup_steps=10,
+                                     learning_rate=0.5, max_source_length=8, max_target_length=8, xla=False,
+                                     eval_every=0, verbose=0)
+    straight, _ = training.finetune(init, tokenizer, pairs, str(tmp_path / "straight"), config, export=False)
+    straight_batches, recorded[:] = list(recorded), []
+    out = str(tmp_path / "interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        training.finetune(init, tokenizer, pairs, out, config, export=False, callbacks=[_Interrupt()])
+    first_batches, recorded[:] = list(recorded), []
+    state = {}
+
+    class AtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            state["step"] = int(self.model.optimizer.iterations.numpy())
+            state["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+    resumed, history = training.finetune(init, tokenizer, pairs, out, config, export=False, callbacks=[AtStart()])
+    assert len(straight_batches) == 8 and len(first_batches) == 4 and len(recorded) == 4
+    assert state["step"] == 2 and history["step"] == [2, 4]
+    assert state["learning_rate"] == pytest.approx(0.5 / 4 * 3 / 10 ** 1.5, rel=1e-6)  # 1-based step 3, warm-up
+    for expected, seen in zip(straight_batches, first_batches + recorded, strict=True):
+        np.testing.assert_array_equal(seen, expected)
+    for epoch in (first_batches, recorded):  # each data epoch: every example once
+        rows = {tuple(row) for batch in epoch for row in batch}
+        assert len(rows) == len(pairs), rows
+    np.testing.assert_allclose(training.weights_digest(resumed), training.weights_digest(straight), rtol=1e-5,
+                               atol=1e-6)
