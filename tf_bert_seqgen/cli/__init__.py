@@ -1,9 +1,10 @@
-"""`tf-bert-seqgen`: generate, export, convert, info, finetune, evaluate.
+"""`tf-bert-seqgen`: generate, export, convert, info, finetune, evaluate, batch.
 
 One rule for every command: an error is one line on stderr and exit code 2; `--debug` shows the
 traceback. TensorFlow's C++ and absl log lines stay off unless `--verbose` is given (before the command,
 or after any command but finetune, whose `--verbose N` is Keras' fit verbosity); the import-time ones are
-kept off by the package's `__init__` (see `tf_bert_seqgen._quiet`). Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate);
+kept off by the package's `__init__` (see `tf_bert_seqgen._quiet`). Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate),
+`batch.py` (batch, on Apache Beam: flags it does not know are Beam's pipeline options);
 `sources.py` says what a path holds and loads it.
 """
 
@@ -13,7 +14,7 @@ import argparse
 import sys
 
 from tf_bert_seqgen import _quiet
-from tf_bert_seqgen.cli import inference, train
+from tf_bert_seqgen.cli import batch, inference, train
 from tf_bert_seqgen.cli.sources import (
     DEFAULT_MODEL_NAME,
     CliError,
@@ -35,6 +36,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     inference.add_commands(commands)
     train.add_commands(commands)
+    batch.add_commands(commands)
     for name, command in commands.choices.items():
         if name not in _quiet.OWN_VERBOSE:
             # SUPPRESS: a sub-command's default must not undo a --verbose given before the command.
@@ -44,7 +46,11 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_pipeline_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # what parse_args says
+    args.pipeline_args = unknown
     if not args.tensorflow_logs:
         _quiet.quiet_tensorflow_logs()
     try:

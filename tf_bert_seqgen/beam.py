@@ -1,0 +1,358 @@
+"""Batch inference on Apache Beam: RunInference over an exported SavedModel (the optional `[beam]` extra).
+
+    import apache_beam as beam
+    from tf_bert_seqgen.beam import GenerateText
+
+    with beam.Pipeline() as p:
+        generated, errors = (p | beam.Create([("a", "It rains. We stay in.")])
+                             | GenerateText("saved_models/fusion/3"))
+
+`GenerateText` takes (key, text) pairs and returns two PCollections of JSON-ready dicts: `generated`,
+{"id": key, "text": text, "generated_text": ...} for each text the model ran on, and `errors`,
+{"id": key, "error": "Type: message"} (plus "text" where the text could be read) for each record that
+failed: not a string, not valid UTF-8, or an error inside the model. Every input comes out exactly once,
+on one side or the other, so one bad record never stops the pipeline.
+
+Beam's built-in TF model handlers do not fit this export: they load with `tf.keras.models.load_model`,
+which Keras 3 refuses for a plain tf.Module SavedModel (apache/beam#30616), and call `model(batch)`
+rather than a signature. `SavedModelTextHandler` loads with `tf.saved_model.load` and calls a text
+signature; batching, sorting by length, one model copy per machine (`large_model`), keyed inputs and the
+dead-letter outputs are Beam's own (ModelHandler, SortAndBatchElements / BatchElements,
+KeyedModelHandler, with_exception_handling).
+
+This module imports only the standard library, tensorflow, tensorflow_text and apache_beam.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.io import fileio
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.transforms.util import SortAndBatchElements
+from tensorflow.core.protobuf import saved_model_pb2
+
+METRICS_NAMESPACE = "tf_bert_seqgen"
+# Rows per model call: the export's own default slice (a larger call runs in slices of 32 inside the graph).
+DEFAULT_MAX_BATCH_SIZE = 32
+
+
+def text_signature(model_dir: str, signature: str = "serving_default") -> tuple[str, str]:
+    """(input name, output name) of `signature`: one string tensor [batch] in, one string tensor out.
+
+    Read from saved_model.pb without loading the model, so that a wrong path or signature fails when the
+    pipeline is built, not on the workers.
+    """
+    path = os.path.join(model_dir, "saved_model.pb")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{model_dir} is not a SavedModel (no saved_model.pb)")
+    saved = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    signatures = saved.meta_graphs[0].signature_def
+    if signature not in signatures:
+        raise ValueError(f"{model_dir} has no signature {signature!r}; it has {', '.join(sorted(signatures))}")
+    spec = signatures[signature]
+
+    def strings(tensors):
+        return [name for name, info in tensors.items()
+                if info.dtype == tf.string.as_datatype_enum and len(info.tensor_shape.dim) == 1]
+
+    inputs, outputs = strings(spec.inputs), strings(spec.outputs)
+    if len(spec.inputs) != 1 or len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"signature {signature!r} of {model_dir} is not a text signature (one string [batch] "
+                         f"input, one string [batch] output): it takes {sorted(spec.inputs)} and returns "
+                         f"{sorted(spec.outputs)}")
+    return inputs[0], outputs[0]
+
+
+class TextModel:
+    """A loaded SavedModel and one of its text signatures.
+
+    With `large_model` this object lives in one process per machine and the workers call `generate`
+    through a proxy, so its arguments and results are plain lists of bytes.
+    """
+
+    def __init__(self, model_dir: str, signature: str, input_name: str, output_name: str):
+        import tensorflow_text  # noqa: F401  registers the SentencePiece / WordPiece ops the graph uses
+
+        self._loaded = tf.saved_model.load(model_dir)  # a signature needs its module kept alive
+        self._signature = self._loaded.signatures[signature]
+        self._input, self._output = input_name, output_name
+
+    def generate(self, texts: list[bytes]) -> list[bytes]:
+        """texts [b] (UTF-8) -> generated texts [b] (UTF-8)."""
+        outputs = self._signature(**{self._input: tf.constant(texts, tf.string)})[self._output]
+        return list(outputs.numpy())
+
+
+class SavedModelTextHandler(ModelHandler[bytes, PredictionResult, TextModel]):
+    """RunInference's handler for an exported SavedModel: UTF-8 texts in, PredictionResults out.
+
+    `inference` is the generated text (bytes), or the exception the model raised for that text alone: a
+    failing batch is run again one text at a time, so that one bad text does not fail its neighbours
+    (GenerateText sends those texts to its errors; elsewhere, check for exceptions).
+
+    Args:
+        model_dir: the exported SavedModel (a local path or any file system TensorFlow reads).
+        signature: a signature with one string [batch] input and one string [batch] output.
+        min_batch_size, max_batch_size: bounds of Beam's adaptive batch size.
+        large_model: one copy of the model per machine, shared by its worker processes.
+        model_copies: that many copies per machine instead (implies sharing).
+    """
+
+    def __init__(self, model_dir: str, signature: str = "serving_default", *, min_batch_size: int = 1,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, large_model: bool = False,
+                 model_copies: int | None = None):
+        if not 1 <= min_batch_size <= max_batch_size:
+            raise ValueError(f"need 1 <= min_batch_size <= max_batch_size, got {min_batch_size} and {max_batch_size}")
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, large_model=large_model,
+                         model_copies=model_copies)
+        self.model_dir = model_dir
+        self.signature = signature
+        self._input, self._output = text_signature(model_dir, signature)
+
+    def load_model(self) -> TextModel:
+        return TextModel(self.model_dir, self.signature, self._input, self._output)
+
+    def run_inference(self, batch: Sequence[bytes], model: TextModel, inference_args=None):
+        try:
+            outputs = model.generate(list(batch))
+        except Exception:  # one bad text fails its batch: find it by running each text alone
+            outputs = [_alone(model, text) for text in batch]
+        return [PredictionResult(text, output) for text, output in zip(batch, outputs, strict=True)]
+
+    def get_num_bytes(self, batch: Sequence[bytes]) -> int:
+        return sum(len(text) for text in batch)
+
+    def __repr__(self):
+        return f"SavedModelTextHandler({self.model_dir!r}, {self.signature!r})"
+
+
+def _alone(model: TextModel, text: bytes):
+    try:
+        return model.generate([text])[0]
+    except Exception as e:
+        return e
+
+
+# -- GenerateText -----------------------------------------------------------------------------------------
+
+def _count(name: str):
+    return beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
+
+
+def _utf8(record):
+    """(key, text) -> (key, UTF-8 bytes); a text that is not a str or UTF-8 bytes raises, which sends the
+    record to the errors."""
+    _count("texts_in").inc()
+    key, text = record
+    if isinstance(text, str):
+        try:
+            return key, text.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate, e.g. from a JSON "\ud800"
+            raise ValueError(f"text is not valid Unicode ({e.reason} at character {e.start})") from None
+    if isinstance(text, bytes):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"text is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        return key, text
+    raise TypeError(f"text must be a string, got {type(text).__name__}")
+
+
+def text_length(keyed_text) -> int:
+    """A (key, UTF-8 text) pair's sorting length: the text's size in bytes."""
+    return len(keyed_text[1])
+
+
+def _generated(keyed_result):
+    """(key, PredictionResult) -> the output record; a text the model failed on raises its error."""
+    key, result = keyed_result
+    if isinstance(result.inference, BaseException):
+        raise result.inference
+    _count("texts_done").inc()
+    return {"id": key, "text": result.example.decode("utf-8"), "generated_text": result.inference.decode("utf-8")}
+
+
+def _readable(text) -> str | None:
+    """`text` as a str that a UTF-8 file can hold, else None."""
+    try:
+        if isinstance(text, bytes):
+            return text.decode("utf-8")
+        if isinstance(text, str):
+            text.encode("utf-8")  # a JSON "\ud800" decodes to a str that no UTF-8 file can hold
+            return text
+    except UnicodeError:
+        pass
+    return None
+
+
+def error_message(exception_info) -> str:
+    """Beam's dead-letter (exception type, repr, traceback lines) -> one line, "Type: message".
+
+    TensorFlow's op errors wrap their message in graph details ("Graph execution error:", "Detected at
+    node ...", "[[{{node ...}}]]"); only the message's own lines are kept.
+    """
+    exception_type, _, traceback_lines = exception_info
+    _, colon, message = (traceback_lines[-1] if traceback_lines else "").partition(": ")
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    kept = [line.strip() for line in message.splitlines() if line.strip() and not line.strip().startswith(noise)]
+    return f"{exception_type.__name__}: {' '.join(kept)}" if colon else exception_type.__name__
+
+
+def error_record(key, text, exception_info) -> dict:
+    """{"id", "error"} plus "text" where the text is readable."""
+    record = {"id": key, "error": error_message(exception_info)}
+    readable = _readable(text)
+    if readable is not None:
+        record["text"] = readable
+    return record
+
+
+def _failed_record(failure):
+    """A dead-letter (record, exception info) -> its error record; the record is (key, text) or, after
+    inference, (key, PredictionResult)."""
+    (key, value), exception_info = failure
+    _count("texts_failed").inc()
+    return error_record(key, value.example if isinstance(value, PredictionResult) else value, exception_info)
+
+
+def _failed_batch(failure):
+    """A dead-letter (batch, exception info) of inference -> one error record per text of the batch."""
+    batch, exception_info = failure
+    _count("texts_failed").inc(len(batch))
+    return [error_record(key, text, exception_info) for key, text in batch]
+
+
+class GenerateText(beam.PTransform):
+    """(key, text) pairs -> (generated, errors), two PCollections of dicts (see the module docstring).
+
+    Texts are str or UTF-8 bytes. With `sort_by_length` (the default) each bundle's texts are sorted by
+    length before they are cut into batches (Beam's SortAndBatchElements), so that short and long texts are
+    not padded together (a batch pads to its longest text); `max_batch_bytes` also caps a batch's total
+    bytes. Without it, Beam's BatchElements batches texts as they come, between the batch sizes. The other
+    arguments are SavedModelTextHandler's. Beam counters in the "tf_bert_seqgen" namespace: texts_in =
+    texts_done + texts_failed (`text_counters` reads them).
+    """
+
+    def __init__(self, model_dir: str, signature: str = "serving_default", *, min_batch_size: int = 1,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_batch_bytes: int | None = None,
+                 sort_by_length: bool = True, large_model: bool = False, model_copies: int | None = None):
+        super().__init__()
+        self.handler = SavedModelTextHandler(model_dir, signature, min_batch_size=min_batch_size,
+                                             max_batch_size=max_batch_size, large_model=large_model,
+                                             model_copies=model_copies)
+        self.batching = None
+        if sort_by_length:
+            self.batching = SortAndBatchElements(min_batch_size, max_batch_size, max_batch_bytes or 2 ** 62,
+                                                 element_size_fn=text_length)
+
+    def expand(self, keyed_texts):
+        texts, unusable = keyed_texts | "Check" >> beam.Map(_utf8).with_exception_handling()
+        handler = KeyedModelHandler(self.handler)
+        if self.batching is not None:
+            texts |= "SortAndBatch" >> self.batching
+            handler = handler.with_no_batching()
+        generated, failed = texts | "RunInference" >> RunInference(
+            handler.with_postprocess_fn(_generated)).with_exception_handling()
+        errors = [unusable | "Unusable" >> beam.Map(_failed_record),
+                  failed.failed_inferences | "FailedBatches" >> beam.FlatMap(_failed_batch)]
+        for i, failures in enumerate([*failed.failed_preprocessing, *failed.failed_postprocessing]):
+            errors.append(failures | f"Failed{i}" >> beam.Map(_failed_record))
+        return generated, errors | "Errors" >> beam.Flatten()
+
+
+def text_counters(result) -> dict[str, int]:
+    """The committed "tf_bert_seqgen" counters of a finished pipeline, by name."""
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    counters = {}
+    for counter in query["counters"]:
+        name = counter.key.metric.name
+        counters[name] = counters.get(name, 0) + counter.committed
+    return counters
+
+
+# -- Files: .txt / .jsonl in, JSON lines out ---------------------------------------------------------------
+
+def _numbered_lines(readable_file):
+    """A matched file -> (file name, line number from 1, line bytes without its end, is JSONL)."""
+    name = os.path.basename(readable_file.metadata.path)
+    is_jsonl = ".jsonl" in name.lower()
+    with readable_file.open(mime_type="application/octet-stream") as f:
+        for number, line in enumerate(f, start=1):
+            yield name, number, line.rstrip(b"\r\n"), is_jsonl
+
+
+def _parsed(numbered_line):
+    """A numbered line -> [(id, text)]: a .txt line is a text with id "<file name>:<line number>", a .jsonl
+    line is {"id": ..., "text": ...} (id defaults to the same); blank .jsonl lines are skipped. An
+    unreadable line raises, which sends it to the errors."""
+    name, number, line, is_jsonl = numbered_line
+    key = f"{name}:{number}"
+    if not is_jsonl:
+        return [(key, line)]
+    if not line.strip():
+        return []
+    record = json.loads(line)
+    if not isinstance(record, dict) or "text" not in record:
+        raise ValueError('a .jsonl line must be an object {"id": ..., "text": ...}')
+    key, text = record.get("id", key), record["text"]
+    # Beam's coders write a str as UTF-8, so a str holding a lone surrogate (a JSON "\ud800") would fail the
+    # pipeline: a text goes on as bytes (GenerateText refuses those as invalid UTF-8), anything else is checked.
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogatepass")
+    try:
+        json.dumps([key, None if isinstance(text, bytes) else text], ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"line is not valid Unicode ({e.reason})") from None
+    return [(key, text)]
+
+
+def _unreadable_line(failure):
+    (name, number, _, _), exception_info = failure
+    _count("lines_unreadable").inc()
+    return error_record(f"{name}:{number}", None, exception_info)
+
+
+class ReadTexts(beam.PTransform):
+    """A file pattern -> (texts, errors): (id, text) pairs, and error records for unreadable lines.
+
+    Files whose name holds ".jsonl" are JSON lines, any other one text per line (read as bytes, so that
+    invalid UTF-8 is one record's error, not the pipeline's); compressed files (.gz, ...) are read as such.
+    Each file is read whole by one worker (line numbers need that), then its lines are spread out.
+    Counter: lines_unreadable.
+    """
+
+    def __init__(self, file_pattern: str):
+        super().__init__()
+        self.file_pattern = file_pattern
+
+    def expand(self, pbegin):
+        lines = (pbegin | "Match" >> fileio.MatchFiles(self.file_pattern) | "Open" >> fileio.ReadMatches()
+                 | "Lines" >> beam.FlatMap(_numbered_lines) | "Spread" >> beam.Reshuffle())
+        texts, unreadable = lines | "Parse" >> beam.FlatMap(_parsed).with_exception_handling()
+        return texts, unreadable | "Unreadable" >> beam.Map(_unreadable_line)
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+class WriteJsonl(beam.PTransform):
+    """Dicts -> JSON-lines files PREFIX<shard_name_template>.jsonl; Beam's default template gives
+    PREFIX-SSSSS-of-NNNNN.jsonl. Beam writes them aside and renames them once all are written."""
+
+    def __init__(self, prefix: str, shard_name_template: str | None = None):
+        super().__init__()
+        self.prefix = prefix
+        self.shard_name_template = shard_name_template
+
+    def expand(self, records):
+        return (records | "Json" >> beam.Map(_json_line)
+                | "Write" >> beam.io.WriteToText(self.prefix, file_name_suffix=".jsonl",
+                                                 shard_name_template=self.shard_name_template))
