@@ -55,7 +55,8 @@ def text_signature(model_dir: str, signature: str = "serving_default") -> tuple[
         saved.ParseFromString(f.read())
     signatures = saved.meta_graphs[0].signature_def
     if signature not in signatures:
-        raise ValueError(f"{model_dir} has no signature {signature!r}; it has {', '.join(sorted(signatures))}")
+        names = sorted(name for name in signatures if not name.startswith("__"))  # not __saved_model_init_op
+        raise ValueError(f"{model_dir} has no signature {signature!r}; it has {', '.join(names)}")
     spec = signatures[signature]
 
     def strings(tensors):
