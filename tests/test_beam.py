@@ -138,6 +138,8 @@ def test_batch_command_errors_are_one_line_and_write_nothing(exported, tmp_path,
     assert "already exist" in _cli_error([*run, str(tmp_path / "old")], capsys)
     assert f"no input files match {tmp_path}/missing*.txt" in _cli_error(
         ["batch", "--model", model_dir, "--input", str(tmp_path / "missing*.txt"), "--output", "x"], capsys)
+    assert "unknown option(s) --direct_num_worker (neither" in _cli_error(
+        [*run, str(tmp_path / "new"), "--direct_num_worker", "2", "--runner", "DirectRunner"], capsys)
     assert "is not a SavedModel" in _cli_error(["batch", "--model", str(tmp_path), "--input", "in", "--output", "x"],
                                                capsys)
     with pytest.raises(SystemExit) as exit_info:  # only `batch` passes flags on to Beam

@@ -21,13 +21,34 @@ def _no_files(pattern: str) -> bool:
         return True
 
 
+def _absolute(path: str) -> str:
+    """A local path made absolute (Beam matches no relative pattern without a directory, like 'corpus.*');
+    a URL (gs://...) as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _pipeline_options(pipeline_args: list[str], quiet: bool):
+    """Beam's PipelineOptions from the flags this command does not know; an unknown one is an error."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if quiet:  # Beam's notes off, here and in the workers (which start after this)
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        pipeline_args = ["--default_sdk_harness_log_level=ERROR", *pipeline_args]  # a later one wins
+    options = PipelineOptions(pipeline_args)
+    unknown = options.get_all_options(retain_unknown_options=True).keys() - options.get_all_options().keys()
+    if unknown:  # Beam would only log a warning and run without them
+        raise CliError(f"unknown option(s) {', '.join('--' + name for name in sorted(unknown))} (neither this "
+                       "command's nor a Beam pipeline option)")
+    return options
+
+
 def cmd_batch(args):
     if not args.tensorflow_logs:
         logging.disable(logging.WARNING)  # Beam's import-time note on optional GCP clients
     try:
         # apache_beam is the optional [beam] extra: imported only when this command runs.
         import apache_beam as beam
-        from apache_beam.options.pipeline_options import PipelineOptions
 
         from tf_bert_seqgen import beam as beam_inference
     except ImportError as e:
@@ -37,22 +58,19 @@ def cmd_batch(args):
     generate = beam_inference.GenerateText(
         args.model or default_model_dir(), args.signature, min_batch_size=args.min_batch_size,
         max_batch_size=args.max_batch_size, sort_by_length=not args.no_sorting, large_model=args.large_model)
-    if _no_files(args.input):
+    pattern, prefix = _absolute(args.input), _absolute(args.output)
+    if _no_files(pattern):
         raise CliError(f"no input files match {args.input}")
-    if not _no_files(f"{args.output}-*.jsonl"):
+    if not _no_files(f"{prefix}-*.jsonl"):
         raise CliError(f"{args.output}-*.jsonl already exist; remove them or choose another --output")
-    pipeline_args = args.pipeline_args
-    if not args.tensorflow_logs:  # the workers start after this: their TensorFlow and Beam INFO lines off
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        pipeline_args = ["--default_sdk_harness_log_level=WARNING", *pipeline_args]  # a later one wins
+    pipeline = beam.Pipeline(options=_pipeline_options(args.pipeline_args, quiet=not args.tensorflow_logs))
 
-    pipeline = beam.Pipeline(options=PipelineOptions(pipeline_args))
-    texts, unreadable = pipeline | "Read" >> beam_inference.ReadTexts(args.input)
+    texts, unreadable = pipeline | "Read" >> beam_inference.ReadTexts(pattern)
     generated, errors = texts | "Generate" >> generate
-    _ = generated | "WriteGenerated" >> beam_inference.WriteJsonl(args.output)
+    _ = generated | "WriteGenerated" >> beam_inference.WriteJsonl(prefix)
     # Not -SSSSS-of-NNNNN: Beam clears PREFIX-*-of-NNNNN.jsonl before it renames the outputs into place.
     _ = ((errors, unreadable) | "AllErrors" >> beam.Flatten()
-         | "WriteErrors" >> beam_inference.WriteJsonl(f"{args.output}-errors", shard_name_template="-SSSSS"))
+         | "WriteErrors" >> beam_inference.WriteJsonl(f"{prefix}-errors", shard_name_template="-SSSSS"))
     result = pipeline.run()
     result.wait_until_finish()
 
