@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-TEST_COMMAND = 'pip install -e ".[test]" && python -m pytest'
+TEST_COMMAND = 'pip install -e ".[test,beam]" && python -m pytest'
 RUN_COMMAND = 'pip install -e . && tf-bert-seqgen generate "'
 EXECUTED_LANGUAGES = ("python", "bash")
 
