@@ -20,6 +20,8 @@ MASK_VALUE = -1e9
 # Rows up to which XLA multiplies by a weight matrix fastest as a broadcast matrix-vector product (equal
 # at 128 rows, the plain product 1.3x faster at 512; see `times_transposed`).
 _MAX_XLA_BROADCAST_ROWS = 128
+# Outputs up to which a decode step's graph-mode product is transposed by the identity (see `_transposed`).
+_MAX_IDENTITY_TRANSPOSE_COLUMNS = 4096
 
 
 def activation(name: str):
@@ -77,7 +79,7 @@ def times_transposed(x, weights, training=False):
         # bf16 kernel wants this form (1 row: 45 ms per token against 101 ms with the weights on the left).
         products = tf.matmul(rows, weights, transpose_b=True)
     elif not _compat.in_xla_context():
-        products = tf.transpose(tf.matmul(weights, rows, transpose_b=True))
+        products = _transposed(tf.matmul(weights, rows, transpose_b=True), _is_decode_step(x))
     elif not training and _few_rows(x, rows.shape[0]):
         products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
     else:
@@ -108,13 +110,28 @@ def softmax(scores):
     return exp / tf.reduce_sum(exp, axis=-1, keepdims=True)
 
 
+def _transposed(columns, small):
+    """columns [out, r] -> [r, out]. TensorFlow's Transpose of a decode step's [out, r] product costs
+    50-100 us from 4 rows on (its sharded kernel, on oneDNN and Eigen alike); the product with the r x r
+    identity is exact and takes 5-10 us up to 4096 outputs, so `small` (a decode step, below the vocabulary)
+    takes it."""
+    if not small or columns.shape[0] > _MAX_IDENTITY_TRANSPOSE_COLUMNS:
+        return tf.transpose(columns)
+    return tf.matmul(tf.eye(tf.shape(columns)[1], dtype=columns.dtype), columns, transpose_b=True)
+
+
+def _is_decode_step(x):
+    """Whether `x` [b, t, in] holds one position per sequence (a decode step): a few rows at most."""
+    return x.shape.rank == 3 and x.shape[1] == 1
+
+
 def _few_rows(x, row_count):
     """Whether `x` [..., in] holds few enough rows for XLA's broadcast matrix-vector form: 2 to 128
     when the count is static, else a decode step (one position per sequence: a batch dimension that a
     SavedModel leaves unknown)."""
     if row_count is not None:
         return 1 < row_count <= _MAX_XLA_BROADCAST_ROWS
-    return x.shape.rank == 3 and x.shape[1] == 1
+    return _is_decode_step(x)
 
 
 class Dense(keras.layers.Layer):
