@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from tf_bert_seqgen.cli.errors import CliError
+from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir
 
 BEAM_MISSING = 'the batch command needs Apache Beam: pip install "tf_bert_seqgen[beam]"'
@@ -55,9 +55,10 @@ def cmd_batch(args):
         raise CliError(BEAM_MISSING) from e
     finally:
         logging.disable(logging.NOTSET)
-    generate = beam_inference.GenerateText(
-        args.model or default_model_dir(), args.signature, min_batch_size=args.min_batch_size,
-        max_batch_size=args.max_batch_size, sort_by_length=not args.no_sorting, large_model=args.large_model)
+    with as_flags(min_batch_size="--min-batch-size", max_batch_size="--max-batch-size"):
+        generate = beam_inference.GenerateText(
+            args.model or default_model_dir(), args.signature, min_batch_size=args.min_batch_size,
+            max_batch_size=args.max_batch_size, sort_by_length=not args.no_sorting, large_model=args.large_model)
     pattern, prefix = _absolute(args.input), _absolute(args.output)
     if _no_files(pattern):
         raise CliError(f"no input files match {args.input}")
@@ -90,13 +91,14 @@ def add_commands(commands):
                     "know are Beam pipeline options (--runner, --direct_num_workers, --project, ...); the "
                     "runner defaults to DirectRunner.")
     p.add_argument("--model", help="exported SavedModel (default: the shipped fusion model)")
-    p.add_argument("--input", required=True, help="file pattern: .txt (one text per line, id <file name>:<line>) "
-                                                  'or .jsonl ({"id": ..., "text": ...} per line)')
+    p.add_argument("--input", required=True, help='file pattern: .jsonl files hold {"id": ..., "text": ...} per '
+                                                  "line, any other file one text per line (id <file name>:<line>)")
     p.add_argument("--output", required=True, help="output prefix: PREFIX-SSSSS-of-NNNNN.jsonl and "
                                                    "PREFIX-errors-SSSSS.jsonl")
     p.add_argument("--signature", default="serving_default", help="text signature to call")
     p.add_argument("--max-batch-size", type=int, default=32, help="most texts per model call")
-    p.add_argument("--min-batch-size", type=int, default=1, help="fewest texts per model call")
+    p.add_argument("--min-batch-size", type=int, default=1,
+                   help="fewest texts per model call with --no-sorting (Beam adapts the size in between)")
     p.add_argument("--no-sorting", action="store_true", help="batch texts as they come, not sorted by length")
     p.add_argument("--large-model", action="store_true",
                    help="one copy of the model per machine, shared by its worker processes")
