@@ -32,7 +32,9 @@ def small_settings(name: str, tmp: Path) -> dict:
         "03_warm_start_finetune.ipynb": {"OUTPUT_DIR": str(tmp / "run"), "STEPS": 12, "LOG_EVERY": 3,
                                          "EVAL_EVERY": 6,
                                          "BATCH_SIZE": 8, "WARMUP_STEPS": 6, "NUM_DEV_EXAMPLES": 8,
-                                         "MAX_SOURCE_LENGTH": 48, "MAX_NEW_TOKENS": 24},
+                                         "MAX_SOURCE_LENGTH": 48, "MAX_NEW_TOKENS": 24,
+                                         # 12 steps: XLA's compile time would be most of the cell's
+                                         "XLA": False},
     }[name]
 
 

@@ -81,8 +81,11 @@ def tokenizer(tiny_dir):
 
 
 def _config(**overrides):
+    # Graph mode: what these tests check does not depend on XLA (tests/test_training_speed.py covers it),
+    # and a short run would spend most of its time compiling.
     values = dict(steps=40, batch_size=4, learning_rate=0.5, warmup_steps=10, steps_per_checkpoint=20,
-                  clipnorm=1.0, eval_every=0, verbose=0, generation={"num_beams": 1, "max_new_tokens": 16})
+                  clipnorm=1.0, eval_every=0, verbose=0, generation={"num_beams": 1, "max_new_tokens": 16},
+                  xla=False)
     values.update(overrides)
     return training.TrainingConfig(**values)
 
@@ -385,7 +388,7 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
     cli.main(["finetune", "--init", f"share:{tiny_dir}", "--train", str(tiny_dir / "train.tsv"),
              "--eval", str(tiny_dir / "dev.jsonl"), "--out", str(out), "--steps", "30",
              "--batch-size", "4", "--learning-rate", "0.5", "--warmup", "10", "--steps-per-checkpoint", "15",
-             "--max-new-tokens", "16", "--verbose", "0", "--cross-attention", "self_attention"])
+             "--max-new-tokens", "16", "--verbose", "0", "--cross-attention", "self_attention", "--no-xla"])
     report = json.loads(capsys.readouterr().out)
     assert report["steps"] == 30 and report["export"] == str(out / "export" / "1")
     assert report["peak_learning_rate"] == pytest.approx(0.5 / (64 * 10) ** 0.5)
