@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -71,8 +72,9 @@ def run_beam(model_dir: str, texts_file: str, workers: int, output: str) -> dict
 
     from tf_bert_seqgen import beam as beam_inference
 
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)  # its notes, as `tf-bert-seqgen batch` does
     options = PipelineOptions([f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing",
-                               "--default_sdk_harness_log_level=WARNING"])
+                               "--default_sdk_harness_log_level=ERROR"])
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=options)
     texts, _ = pipeline | beam_inference.ReadTexts(texts_file)
@@ -140,8 +142,8 @@ def main(argv=None):
           f"({plain['first_call_s']:.1f} s); Beam: "
           + ", ".join(f"{w} worker(s) {r['batches']} model calls, {r['load_s']:.1f} s loading (summed)"
                       for w, r in beam_runs.items()))
-    print("in model s: inside the signature calls (Beam: summed over workers, from RunInference's metrics); "
-          "model texts/s is what one worker process sustains once started")
+    print("in model s: inside the signature calls (Beam: summed over workers, from RunInference's metrics, with "
+          "each worker's first call, which traces the graph); model texts/s: what one process sustains once started")
 
 
 if __name__ == "__main__":
