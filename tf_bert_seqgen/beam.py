@@ -123,8 +123,8 @@ class SavedModelTextHandler(ModelHandler[bytes, PredictionResult, TextModel]):
     def run_inference(self, batch: Sequence[bytes], model: TextModel, inference_args=None):
         try:
             outputs = model.generate(list(batch))
-        except Exception:  # one bad text fails its batch: find it by running each text alone
-            outputs = [_alone(model, text) for text in batch]
+        except Exception as e:  # one bad text fails its batch: find it by running each text alone
+            outputs = [e] if len(batch) == 1 else [_alone(model, text) for text in batch]
         return [PredictionResult(text, output) for text, output in zip(batch, outputs, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[bytes]) -> int:
