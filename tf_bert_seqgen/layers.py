@@ -64,7 +64,8 @@ def times_transposed(x, weights, training=False):
     (`benchmarks/product_forms.py` prints each form on the CPU at hand):
     - Graph mode: weights as the left, untransposed operand, `(W @ x^T)^T`. The usual `x @ W^T` is
       5-15x slower on Eigen from 2 to 128 rows (a stream of 193 such products made beam search 1 s per
-      token); this form is within 1.3x of the fastest on both backends at every row count.
+      token); this form is within 1.3x of the fastest on both backends at every row count. In a decode
+      step the [out, rows] result is turned by a product with the identity, not by Transpose (`_transposed`).
     - XLA (its own kernels, whatever the CPU), up to 128 rows or a decode step (one new position per
       row): a broadcast matrix-vector product, which XLA runs with the weights as the left operand,
       1.5-2.1x faster than the plain product at 4-32 rows. Encoder passes and training under XLA: the
