@@ -79,3 +79,18 @@ def test_all_reduce_sum_gradients():
 def test_overridden_keras_hooks_still_exist():
     missing = _compat.missing_overridden_hooks()
     assert not missing, f"Keras no longer has {missing}: our overrides would be skipped silently; update them"
+
+
+def test_sublayers_reach_every_dense_once():
+    from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig, layers
+
+    stack = BertForSeqGenerationConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=16)
+    model = EncoderDecoder.from_config(EncoderDecoderConfig(stack, stack, share=True))
+    found = _call("keras.layers.Layer._flatten_layers", _compat.sublayers, model)
+    dense = [layer for layer in found if isinstance(layer, layers.Dense)]
+    assert len({id(layer) for layer in dense}) == len(dense)
+    # Shared: 2 layers x (4 self-attention + 2 feed-forward) once, plus each decoder layer's 4 cross-attention.
+    assert len(dense) == 2 * 6 + 2 * 4
+    kernels = {id(w) for w in model.weights if w.path.endswith("kernel")}
+    assert {id(layer.kernel) for layer in dense} == kernels

@@ -57,3 +57,8 @@ OVERRIDDEN_HOOKS = (
 def missing_overridden_hooks() -> list[str]:
     """The `OVERRIDDEN_HOOKS` this Keras no longer has, as "Class.method"."""
     return [f"{cls.__name__}.{name}" for cls, name in OVERRIDDEN_HOOKS if not callable(getattr(cls, name, None))]
+
+
+def sublayers(layer) -> list:
+    """Every layer inside `layer`, recursively, each once: Keras' `Layer._flatten_layers`."""
+    return list(layer._flatten_layers(include_self=False, recursive=True))

@@ -30,7 +30,7 @@ import re
 
 import tensorflow as tf
 
-from tf_bert_seqgen import generation
+from tf_bert_seqgen import _compat, generation, layers
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.io_utils import atomic_directory
 from tf_bert_seqgen.losses import token_log_likelihood
@@ -66,7 +66,14 @@ class GenerationModule(tf.Module):
         # variables through the model writes each twice in the TF1 graph that TF Serving and
         # saved_model_cli load, and the copy the functions read is never restored there.
         self._keras = _Untracked(model)
-        self.model_variables = [w.value for w in model.weights]
+        # A graph-mode export multiplies by Keras' [in, out] kernels (`layers.in_out_kernels`): they replace
+        # the Dense kernels, so the SavedModel holds each weight once. The XLA variant keeps [out, in].
+        self._keras.in_out = {} if jit_compile else {
+            layer: tf.Variable(tf.transpose(layer.kernel.value), trainable=False)
+            for layer in _compat.sublayers(model) if isinstance(layer, layers.Dense)}
+        self.in_out_kernels = list(self._keras.in_out.values())
+        replaced = {id(layer.kernel.value) for layer in self._keras.in_out}
+        self.model_variables = [w.value for w in model.weights if id(w.value) not in replaced]
         self.tokenizer = tokenizer
         self.config = config
         self.max_input_length = max_input_length
@@ -74,6 +81,10 @@ class GenerationModule(tf.Module):
         self._pad_id = model.config.encoder.pad_token_id
         self._decode = tf.function(generation.build_generate_fn(model, config), jit_compile=jit_compile,
                                    autograph=False)
+
+    def tracing(self):
+        """The context every trace of this module's functions runs in (the kernels' layout)."""
+        return layers.in_out_kernels(self._keras.in_out)
 
     # -- pieces ---------------------------------------------------------------------------------------
 
@@ -251,7 +262,8 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
     module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile,
                               max_batch_size=max_batch_size)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
-        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        with module.tracing():
+            tf.saved_model.save(module, tmp, signatures=module.signatures())
         _write_warmup_requests(tmp)
         info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
                 "max_batch_size": max_batch_size, "jit_compile": jit_compile, "model": model.config.to_dict(),

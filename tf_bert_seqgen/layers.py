@@ -8,6 +8,8 @@ Shapes: b = batch, t = query length, s = key length, h = hidden, n = heads, d = 
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -22,6 +24,24 @@ MASK_VALUE = -1e9
 _MAX_XLA_BROADCAST_ROWS = 128
 # Outputs up to which a decode step's graph-mode product is transposed by the identity (see `_transposed`).
 _MAX_IDENTITY_TRANSPOSE_COLUMNS = 4096
+
+
+# Dense layer id -> its kernel in Keras' [in, out] layout, while a graph-mode export traces (`in_out_kernels`).
+_IN_OUT_KERNELS: dict[int, tf.Variable] = {}
+
+
+@contextlib.contextmanager
+def in_out_kernels(kernels: dict):
+    """While active, each Dense in `kernels` ({layer: [in, out] variable}) multiplies by that kernel as
+    `x @ W`, not by its own [out, in] one: a graph-mode export stores Keras' layout, which TensorFlow's
+    CPU kernels (oneDNN and Eigen alike) stream 1.3x faster than `(W @ x^T)^T` at 4-8 rows (beam search,
+    batches) and as fast at one row (`benchmarks/product_forms.py`). Training, checkpoints and XLA keep
+    [out, in]."""
+    _IN_OUT_KERNELS.update({id(layer): kernel for layer, kernel in kernels.items()})
+    try:
+        yield
+    finally:
+        _IN_OUT_KERNELS.clear()
 
 
 def activation(name: str):
@@ -72,21 +92,28 @@ def times_transposed(x, weights, training=False):
       plain product (1.3x faster than the broadcast one at 512 rows; the broadcast form's gradient would
       also materialise a weight-sized tensor per row).
     """
-    rows = tf.reshape(x, [-1, weights.shape[1]])
+    def product(rows):
+        if not _compat.in_xla_context() and weights.dtype == tf.bfloat16:
+            # bfloat16 is offered only on CPUs that compute it natively, all of which run oneDNN, whose
+            # fused bf16 kernel wants this form (1 row: 45 ms per token against 101 ms with the weights on
+            # the left).
+            return tf.matmul(rows, weights, transpose_b=True)
+        if not _compat.in_xla_context():
+            return _transposed(tf.matmul(weights, rows, transpose_b=True), _is_decode_step(x))
+        if not training and _few_rows(x, rows.shape[0]):
+            return tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
+        return tf.matmul(rows, weights, transpose_b=True)
+
+    return _as_rows(x, product, weights.shape[0])
+
+
+def _as_rows(x, product, units):
+    """x [..., in] -> product(rows [r, in]) [r, units] -> [..., units]."""
+    rows = tf.reshape(x, [-1, x.shape[-1]])
     if x.shape[:-1].is_fully_defined():
-        rows.set_shape([x.shape[:-1].num_elements(), weights.shape[1]])
-    if not _compat.in_xla_context() and weights.dtype == tf.bfloat16:
-        # bfloat16 is offered only on CPUs that compute it natively, all of which run oneDNN, whose fused
-        # bf16 kernel wants this form (1 row: 45 ms per token against 101 ms with the weights on the left).
-        products = tf.matmul(rows, weights, transpose_b=True)
-    elif not _compat.in_xla_context():
-        products = _transposed(tf.matmul(weights, rows, transpose_b=True), _is_decode_step(x))
-    elif not training and _few_rows(x, rows.shape[0]):
-        products = tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
-    else:
-        products = tf.matmul(rows, weights, transpose_b=True)
-    products = tf.reshape(products, tf.concat([tf.shape(x)[:-1], [weights.shape[0]]], axis=0))
-    products.set_shape(x.shape[:-1] + [weights.shape[0]])  # the static shape the reshapes lost
+        rows.set_shape([x.shape[:-1].num_elements(), x.shape[-1]])
+    products = tf.reshape(product(rows), tf.concat([tf.shape(x)[:-1], [units]], axis=0))
+    products.set_shape(x.shape[:-1] + [units])  # the static shape the reshapes lost
     return products
 
 
@@ -157,6 +184,9 @@ class Dense(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=False):
+        in_out = _IN_OUT_KERNELS.get(id(self))
+        if in_out is not None:
+            return add_bias(_as_rows(inputs, lambda rows: tf.matmul(rows, in_out), self.units), self.bias)
         return add_bias(times_transposed(inputs, self.kernel, training), self.bias)
 
     def get_config(self):
