@@ -167,9 +167,9 @@ class Dense(keras.layers.Layer):
 
     Why [out, in]: a decode step is almost nothing but matrix-vector products (one row per sequence),
     and in that layout each output is a dot product with one contiguous weight row. Under XLA the whole
-    batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model),
-    and in graph mode the weights-on-the-left form (`times_transposed`) is as fast as [in, out] at one
-    row and faster from 8 rows on both of TensorFlow's CPU backends.
+    batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model).
+    TensorFlow's graph-mode kernels prefer [in, out] at several rows, so a graph-mode export multiplies by
+    an [in, out] copy instead (`in_out_kernels`).
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
