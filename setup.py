@@ -71,7 +71,7 @@ setup(
         "test": [
             "pytest>=8",
             # The suite runs on 2 processes (pyproject's addopts): much of it is single-threaded tracing.
-            "pytest-xdist>=3.5",
+            "pytest-xdist>=3.8",
             # Plain "torch" resolves to a CUDA build with GBs of wheels; 2.13.0 is the CPU wheel.
             "torch==2.13.0",
             "transformers>=5.0,<6",

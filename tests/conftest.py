@@ -6,3 +6,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never reach a hub: every checkpoint they load is one they built.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+# The files that take longest, started first: with two workers taking whole files, the suite's wall time
+# is the longer worker's, and a long file started last would run alone at the end (pyproject's addopts
+# keep xdist from re-sorting files by their number of tests).
+LONGEST_FIRST = ("test_readme.py", "test_notebooks.py", "test_training_speed.py", "test_package.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept
