@@ -171,3 +171,43 @@ def test_too_long_input_is_an_error(pair):
     _, model = pair
     with pytest.raises(ValueError, match="exceeds the encoder's max_position_embeddings"):
         model.generate(np.full((1, 65), 5))
+
+
+def test_source_vocabulary_bias_allows_each_rows_own_tokens():
+    ids = tf.constant([[5, 6, 6, 0], [7, 0, 0, 0]])
+    mask = tf.constant([[1, 1, 1, 0], [1, 0, 0, 0]])
+    bias = gen.source_vocabulary_bias(ids, mask, 10, extra_token_ids=(9,), eos_token_id=1).numpy()
+    allowed = [{1, 5, 6, 9}, {1, 7, 9}]  # the pad position (token 0) is masked out, so 0 is not allowed
+    for row, tokens in enumerate(allowed):
+        assert {int(i) for i in np.flatnonzero(bias[row] == 0)} == tokens
+        assert np.all(bias[row][[i for i in range(10) if i not in tokens]] <= -1e8)
+
+
+# min_length keeps the fixture's eos-friendly model generating, so the restriction has work to do.
+COPY_CASES = [dict(min_length=10), dict(num_beams=3, min_length=8),
+              dict(num_beams=2, num_return_sequences=2, length_penalty=0.5, min_length=8)]
+
+
+@pytest.mark.parametrize("options", COPY_CASES, ids=[str(c) for c in COPY_CASES])
+def test_copy_from_source_equals_transformers_prefix_allowed_tokens(pair, options):
+    hf, model = pair
+    ids, mask = random_batch(np.random.default_rng(8), 3, 6, 40, min_length=3)
+    extra = (7, 9)
+    allowed = [sorted({*ids[b][mask[b] > 0].tolist(), *extra, 1}) for b in range(len(ids))]
+    ours = model.generate(ids, mask, max_length=MAX_LENGTH, copy_from_source=True, extra_token_ids=extra,
+                          **options).numpy()
+    reference = _reference(hf, ids, mask, max_length=MAX_LENGTH, prefix_allowed_tokens_fn=lambda b, _: allowed[b],
+                           **options)
+    np.testing.assert_array_equal(ours, _normalise(reference, MAX_LENGTH))
+    rows_per_example = len(ours) // len(ids)
+    for row, sequence in enumerate(ours):
+        assert set(sequence[1:].tolist()) <= {*allowed[row // rows_per_example], 0}
+    # The restriction is what keeps them there: free decoding of the same batch leaves the sources.
+    free = model.generate(ids, mask, max_length=MAX_LENGTH, **options).numpy()
+    assert any(not set(s[1:].tolist()) <= {*allowed[r // rows_per_example], 0} for r, s in enumerate(free))
+
+
+def test_extra_token_ids_need_copy_from_source(pair):
+    _, model = pair
+    with pytest.raises(ValueError, match="copy_from_source"):
+        model.generate(np.array([[5, 6, 7]]), extra_token_ids=[4])

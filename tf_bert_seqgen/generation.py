@@ -39,11 +39,19 @@ class GenerationConfig:
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
+    # Copy-restricted decoding, for tasks that rewrite their input (fusion, splitting, simplification):
+    # only tokens of the row's own source, `extra_token_ids` (e.g. connectives) and eos may be generated.
+    copy_from_source: bool = False
+    extra_token_ids: tuple = ()
     eos_token_id: int = 1
     pad_token_id: int = 0
     decoder_start_token_id: int = 2
 
     def __post_init__(self):
+        # Accepted as any sequence (a JSON config gives a list); kept as a tuple so the config hashes.
+        object.__setattr__(self, "extra_token_ids", tuple(int(i) for i in self.extra_token_ids))
+        if self.extra_token_ids and not self.copy_from_source:
+            raise ValueError("extra_token_ids only applies with copy_from_source=True")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
         most = self.num_return_sequences if self.do_sample and self.num_beams == 1 else self.num_beams
@@ -63,7 +71,8 @@ class GenerationConfig:
         """Options that change the graph; the rest are fed as tensors (no retracing when they change)."""
         return (self.max_length, self.num_beams, self.length_penalty_style, self.early_stopping,
                 self.no_repeat_ngram_size, self.num_return_sequences, self.do_sample, self.top_k,
-                self.eos_token_id, self.pad_token_id, self.decoder_start_token_id)
+                self.copy_from_source, self.extra_token_ids, self.eos_token_id, self.pad_token_id,
+                self.decoder_start_token_id)
 
 
 def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:
@@ -108,6 +117,20 @@ def forbid_early_eos(scores, cur_len, min_length, eos_token_id: int):
     """No end of sequence while fewer than `min_length` tokens (start token included) exist."""
     is_eos = tf.range(tf.shape(scores)[-1]) == eos_token_id
     return tf.where(tf.logical_and(is_eos, cur_len < min_length)[None, :], NEG_INF, scores)
+
+
+def source_vocabulary_bias(input_ids, attention_mask, vocab_size, extra_token_ids, eos_token_id: int):
+    """0 for the tokens of each row's source (unmasked positions), `extra_token_ids` and eos, and
+    LARGE_NEGATIVE for every other token: added to the logits, it restricts decoding to copying.
+    input_ids, attention_mask [b, s] -> [b, V] float32."""
+    batch = tf.shape(input_ids)[0]
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(input_ids))
+    indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(input_ids, [-1])], axis=1)
+    counts = tf.scatter_nd(indices, tf.reshape(attention_mask, [-1]), tf.stack([batch, vocab_size]))
+    always = tf.scatter_nd([[i] for i in (*extra_token_ids, eos_token_id)],
+                           tf.ones([len(extra_token_ids) + 1], tf.int32), [vocab_size])
+    allowed = tf.logical_or(counts > 0, always[None, :] > 0)
+    return tf.where(allowed, 0.0, LARGE_NEGATIVE)
 
 
 def top_k_filter(logits, top_k: int):
@@ -174,6 +197,8 @@ def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic)
         scores = logits[:, -1, :]
         scores = penalise_repeated_ngrams(scores, sequences, cur_len, config.no_repeat_ngram_size)
         scores = forbid_early_eos(scores, cur_len, dynamic["min_length"], config.eos_token_id)
+        if config.copy_from_source:
+            scores += dynamic["source_bias"]
         if config.do_sample:
             scores = warp_for_sampling(scores, dynamic["temperature"], config.top_k, dynamic["top_p"])
             seed = tf.stack([dynamic["seed"], cur_len])
@@ -225,6 +250,8 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         log_probs = penalise_repeated_ngrams(log_probs, flat(s["alive_sequences"]), cur_len,
                                              config.no_repeat_ngram_size)
         log_probs = forbid_early_eos(log_probs, cur_len, dynamic["min_length"], eos)
+        if config.copy_from_source:  # after the log-softmax, as transformers' prefix_allowed_tokens_fn
+            log_probs += dynamic["source_bias"]
         vocab = tf.shape(log_probs)[-1]
         totals = tf.reshape(log_probs, [batch_size, k, -1]) + s["alive_scores"][:, :, None]
         totals = tf.reshape(totals, [batch_size, -1])  # [B, K*V]
@@ -322,6 +349,10 @@ def build_generate_fn(model, config: GenerationConfig):
         batch_size = tf.shape(input_ids)[0]
         rows_per_example = config.num_beams if config.num_beams > 1 else config.num_return_sequences
         encoder_states = model.encoder(input_ids, attention_mask)
+        if config.copy_from_source:
+            bias = source_vocabulary_bias(input_ids, attention_mask, model.config.decoder.vocab_size,
+                                          config.extra_token_ids, config.eos_token_id)
+            dynamic = {**dynamic, "source_bias": tf.repeat(bias, rows_per_example, axis=0)}  # [N, V]
         if rows_per_example > 1:
             # Once per request, not per step: every beam / sample row reads its example's encoder states.
             encoder_states = tf.repeat(encoder_states, rows_per_example, axis=0)
