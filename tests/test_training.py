@@ -240,6 +240,30 @@ def test_finetune_memorises_pairs_and_reports_metrics(tiny_dir, tokenizer, tmp_p
     assert len(json.loads((out / "history.json").read_text())) == 3
 
 
+def test_frozen_word_embeddings_stay_as_warm_started(tiny_dir, tokenizer, tmp_path):
+    start = load_file(str(tiny_dir / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    model, history = training.finetune(f"share:{tiny_dir}", tokenizer, PAIRS, str(tmp_path / "run"),
+                                       _config(freeze_word_embeddings=True), export=False)
+    table = model.decoder.embeddings.word_embeddings
+    assert model.encoder.embeddings.word_embeddings is table  # shared: one table, frozen once
+    assert all(w is not table.embeddings for w in model.trainable_weights)
+    np.testing.assert_array_equal(table.embeddings.numpy(), start)
+    # Everything else trained: the frozen run still learns.
+    assert history["loss"][-1] < history["loss"][0]
+    layer_norm = model.decoder.embeddings.layer_norm.gamma.numpy()
+    assert not np.allclose(layer_norm, load_file(str(tiny_dir / "model.safetensors"))["embeddings.LayerNorm.weight"])
+
+
+def test_inserted_token_ids_are_what_targets_add(tokenizer):
+    pairs = [("it rains. we stay in.", "if it rains, we stay in."),
+             ("the cat sat. it was warm.", "the cat sat, but it was warm."),
+             ("the dog ran home. it came back.", "the dog ran home, but it came back.")]
+    ids = dict(zip(["if", ",", "but"], tokenizer.encode(["if", ",", "but"]), strict=True))
+    # "," is added in all three pairs, "but" in two, "if" in one; "." and the copied words are in the sources.
+    assert training.inserted_token_ids(tokenizer, pairs, min_count=2) == sorted(ids[","] + ids["but"])
+    assert training.inserted_token_ids(tokenizer, pairs, min_count=1) == sorted(ids[","] + ids["but"] + ids["if"])
+
+
 def test_bare_feature_dicts_and_mixed_precision(tiny_dir, tokenizer):
     # Under XLA (the default compile): bucket widths, so one program for these pairs.
     ds = training.make_dataset(PAIRS, tokenizer, 4, eos_token_id=3, pad_to_bucket=True).map(lambda f, labels: f)

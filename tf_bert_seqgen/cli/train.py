@@ -42,7 +42,8 @@ def training_config(args):
         learning_rate=args.learning_rate, warmup_steps=args.warmup,
         optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
         global_clipnorm=args.global_clipnorm or None, adam_epsilon=args.adam_epsilon,
-        label_smoothing=args.label_smoothing, max_source_length=args.max_source_length,
+        label_smoothing=args.label_smoothing, freeze_word_embeddings=args.freeze_word_embeddings,
+        max_source_length=args.max_source_length,
         max_target_length=args.max_target_length, steps_per_checkpoint=args.steps_per_checkpoint,
         eval_every=args.eval_every, mixed_precision=args.mixed_precision and f"mixed_{args.mixed_precision}",
         seed=args.seed, verbose=args.verbose, generation=generation)
@@ -125,6 +126,9 @@ def add_commands(subparsers):
     p.add_argument("--global-clipnorm", type=float, help="clip the norm of all gradients together")
     p.add_argument("--adam-epsilon", type=float, default=1e-9, help="tensor2tensor's 1e-9; BERT's is 1e-6")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--freeze-word-embeddings", action="store_true",
+                   help="keep the pre-trained word embeddings (and the tied LM head) fixed: a large vocabulary on a "
+                        "small set")
     p.add_argument("--dropout", type=float, help="override hidden and attention dropout")
     p.add_argument("--cross-attention", choices=["random", "self_attention"], default="random",
                    help="bert:/share: start the decoder's cross-attention random (the paper) or as a copy of "

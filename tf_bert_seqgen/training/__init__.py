@@ -25,7 +25,13 @@ Modules: `optim` (schedule, Adam / AdamW, make_optimizer), `data` (pairs, make_d
 
 from tf_bert_seqgen.fit_hooks import TrainingHooks
 from tf_bert_seqgen.losses import SequenceCrossEntropy
-from tf_bert_seqgen.training.data import as_pairs, default_bucket_boundaries, make_dataset, read_pairs
+from tf_bert_seqgen.training.data import (
+    as_pairs,
+    default_bucket_boundaries,
+    inserted_token_ids,
+    make_dataset,
+    read_pairs,
+)
 from tf_bert_seqgen.training.evaluate import (
     GenerationEvaluation,
     as_tokenizer_writes,
@@ -53,16 +59,18 @@ from tf_bert_seqgen.training.run import (
     TrainingConfig,
     export_with_tokenizer,
     finetune,
+    freeze_word_embeddings,
     is_chief,
     weights_digest,
     worker_dir,
 )
 
 __all__ = [
-    "ADAM_BETA_1", "ADAM_BETA_2", "ADAM_EPSILON", "EXPORT_TOKENIZER_DIR", "Adam", "AdamW", "GenerationEvaluation",
-    "HistoryRows", "PerUpdateSchedule", "SequenceCrossEntropy", "StopAtStep", "TrainingConfig", "TrainingHooks", "WarmupRsqrtDecay",
-    "as_pairs", "as_tokenizer_writes", "build_model", "check_cross_attention", "default_bucket_boundaries",
-    "evaluate_generation", "export_with_tokenizer", "finetune", "float32_model", "generate_texts", "is_chief",
+    "ADAM_BETA_1", "ADAM_BETA_2", "ADAM_EPSILON", "Adam", "AdamW", "EXPORT_TOKENIZER_DIR",
+    "GenerationEvaluation", "HistoryRows", "PerUpdateSchedule", "SequenceCrossEntropy", "StopAtStep",
+    "TrainingConfig", "TrainingHooks", "WarmupRsqrtDecay", "as_pairs", "as_tokenizer_writes", "build_model",
+    "check_cross_attention", "default_bucket_boundaries", "evaluate_generation", "export_with_tokenizer",
+    "finetune", "float32_model", "freeze_word_embeddings", "generate_texts", "inserted_token_ids", "is_chief",
     "load_init_tokenizer", "make_dataset", "make_optimizer", "parse_init", "predict", "read_pairs",
     "score_predictions", "weights_digest", "worker_dir",
 ]

@@ -5,6 +5,7 @@ Shapes: b = batch, s = source length, t = target length.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 
@@ -46,6 +47,16 @@ def as_pairs(data) -> list[tuple[str, str]]:
     if not pairs:
         raise ValueError("no training examples")
     return pairs
+
+
+def inserted_token_ids(tokenizer, data, min_count: int = 2) -> list[int]:
+    """The tokens that targets add to their sources (connectives, punctuation) in at least `min_count`
+    pairs: the `extra_token_ids` of copy-restricted decoding (`GenerationConfig.copy_from_source`)."""
+    pairs = as_pairs(data)
+    sources = tokenizer.encode([s for s, _ in pairs])
+    targets = tokenizer.encode([t for _, t in pairs])
+    counts = collections.Counter(i for s, t in zip(sources, targets, strict=True) for i in set(t) - set(s))
+    return sorted(i for i, n in counts.items() if n >= min_count)
 
 
 def default_bucket_boundaries(max_length: int) -> list[int]:

@@ -40,6 +40,10 @@ class TrainingConfig:
     global_clipnorm: float | None = None
     adam_epsilon: float = ADAM_EPSILON
     label_smoothing: float = 0.0
+    # Keep the word embeddings (and the LM head tied to them) as pre-trained: with a large vocabulary and
+    # a small set, every update pushes the rows of the words absent from the targets away from the
+    # decoder's states, so the fine-tuned model can no longer copy such words from the source.
+    freeze_word_embeddings: bool = False
     max_source_length: int = 128
     max_target_length: int = 128
     steps_per_checkpoint: int = 100  # also a Keras "epoch": checkpoint, dev loss, progress-bar line
@@ -118,6 +122,8 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(init, tokenizer) if isinstance(init, str) else init()
+        if config.freeze_word_embeddings:
+            freeze_word_embeddings(model)
         model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
                                      config.optimizer, config.weight_decay, config.clipnorm,
                                      config.global_clipnorm, config.adam_epsilon, config.accumulate),
@@ -160,6 +166,12 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     last_row = rows.rows[-1] if rows.rows and rows.rows[-1]["step"] == config.steps else {}
     _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_row)
     return model, history
+
+
+def freeze_word_embeddings(model) -> None:
+    """Makes the encoder's and decoder's word embeddings (the same table when shared) non-trainable."""
+    for stack in (model.encoder, model.decoder):
+        stack.embeddings.word_embeddings.trainable = False
 
 
 class HistoryRows(keras.callbacks.Callback):
