@@ -66,22 +66,25 @@ def training_config(args) -> training.TrainingConfig:
     return training.TrainingConfig(
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.warmup,
         clipnorm=args.clipnorm or None, label_smoothing=args.label_smoothing, adam_epsilon=args.adam_epsilon,
+        freeze_word_embeddings=args.freeze_embeddings,
         steps_per_checkpoint=max(1, args.steps // args.evals), eval_every=1, seed=args.seed, verbose=2,
         generation=GREEDY)
 
 
 def run_tag(args) -> str:
-    return f"vocab-{args.vocab}" + (f"-{args.layers}layers" if args.layers else "")
+    return (f"vocab-{args.vocab}" + (f"{args.vocab_size}" if args.vocab_size else "")
+            + (f"-{args.layers}layers" if args.layers else "")
+            + ("-frozen" if args.freeze_embeddings else ""))
 
 
 def init_dir(args, splits) -> str:
     """MiniLM itself, or a copy with the pruned vocabulary and/or fewer layers / positions (shrink.py)."""
     layers, max_positions = args.layers, args.max_positions
-    if args.vocab == "full" and layers is None and max_positions is None:
+    if args.vocab == "full" and layers is None and max_positions is None and not args.vocab_size:
         return minilm_dir()
     out = os.path.join(args.work_dir, "minilm-" + run_tag(args))
     texts = [t for pair in splits["train"] for t in pair] if args.vocab == "train" else None
-    summary = shrink.shrink(minilm_dir(), out, texts, None, layers, max_positions)
+    summary = shrink.shrink(minilm_dir(), out, texts, args.vocab_size, layers, max_positions)
     with open(os.path.join(out, "shrink.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f)
     return out
@@ -293,6 +296,10 @@ def main(argv=None):
     parser.add_argument("--adam-epsilon", type=float, default=1e-9)
     parser.add_argument("--evals", type=int, default=6, help="dev evaluations (curve points)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--freeze-embeddings", action="store_true",
+                        help="keep the warm start's word embeddings (= the tied LM head) fixed")
+    parser.add_argument("--vocab-size", type=int,
+                        help="with --vocab train: fill the vocabulary up to N with BERT's most frequent tokens")
     parser.add_argument("--layers", type=int, help="keep MiniLM's bottom N layers (default: all 6)")
     parser.add_argument("--max-positions", type=int, help="keep the first N position embeddings")
     parser.add_argument("--ship", action="store_true",

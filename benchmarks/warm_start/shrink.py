@@ -17,8 +17,10 @@ Kept tokens, in their original order (so [PAD] stays id 0):
 2. every single printable-ASCII character and its "##" form: any ASCII word can still be spelled out;
 3. every token of the given texts as the original tokenizer splits them (the training data): those texts
    tokenize exactly as before (greedy longest-match finds the same pieces);
-4. only with `vocab_size`: BERT's most frequent whole words (its vocabulary lists them roughly by
-   frequency after the characters) until that size. Off by default, for the reason above.
+4. only with `vocab_size`: BERT's most frequent ASCII words and word pieces (its vocabulary lists them
+   roughly by frequency after the characters) until that size: a vocabulary for English at large, in
+   which ordinary words stay whole. Fine-tune such a vocabulary with the word embeddings frozen
+   (`TrainingConfig(freeze_word_embeddings=True)`), for the reason above.
 Characters outside ASCII that are not in the texts become [UNK] (after BERT's lowercasing and accent
 stripping, which turn "café" into "cafe"). The kept rows and layers are the checkpoint's own weights, so
 fine-tuning from the shrunk directory is the same warm start.
@@ -60,7 +62,7 @@ def kept_token_ids(vocab: list[str], text_ids: set[int], vocab_size: int | None 
     for i in range(first_word, len(vocab)):
         if len(keep) >= vocab_size:
             break
-        if not vocab[i].startswith(("[", "##")):
+        if not vocab[i].startswith("[") and vocab[i].isascii():
             keep.add(i)
     return sorted(keep)
 
