@@ -3,7 +3,9 @@
 SARI (Xu et al., 2016, TACL) is the headline metric of the DiscoFuse and WikiSplit papers. No allowed
 dependency ships it, so it is written here, following the tensor2tensor `sari_hook` /
 HF `evaluate` "sari" definition (0/0 counts as 1, keep recall fixed as in cocoxu/simplification#6),
-and it reproduces their published values (see tests/test_metrics.py).
+and it reproduces their published values (see tests/test_metrics.py). Like EASSE's `corpus_sari`, it can
+also score case-sensitively (`lowercase=False`) and on whitespace-split words (`tokenize="none"`), where
+"bull - dog" is not "bull-dog" and "years ," not "years,": text judged as written.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ def _check_lengths(**columns: Sequence) -> None:
         raise ValueError(f"inputs must have the same number of examples, got {lengths}")
 
 
-def _normalize(text: str) -> list[str]:
-    """Lowercases and applies sacrebleu's 13a tokenizer, as HF `evaluate` and EASSE do before SARI,
-    so that punctuation glued to a word ("accepted.") is its own token."""
-    return _TOKENIZE_13A(text.lower()).split()
+SARI_TOKENIZERS = ("13a", "none")
+
+
+def _normalize(text: str, lowercase: bool = True, tokenize: str = "13a") -> list[str]:
+    """By default lowercases and applies sacrebleu's 13a tokenizer, as HF `evaluate` and EASSE do before
+    SARI, so that punctuation glued to a word ("accepted.") is its own token; tokenize="none" splits on
+    whitespace only."""
+    if tokenize not in SARI_TOKENIZERS:
+        raise ValueError(f"tokenize must be one of {SARI_TOKENIZERS}, got {tokenize!r}")
+    text = text.lower() if lowercase else text
+    return (_TOKENIZE_13A(text) if tokenize == "13a" else text).split()
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:
@@ -71,12 +80,16 @@ def _sari_ngram(src: Counter, pred: Counter, refs: Counter, num_refs: int) -> tu
     return _f1(keep_p, keep_r), del_p, _f1(add_p, add_r)
 
 
-def sari_sentence(source: str, prediction: str, references: Sequence[str]) -> float:
-    """SARI of one prediction in [0, 1]: mean over n = 1..4 of keep F1, deletion precision, addition F1."""
+def sari_sentence(source: str, prediction: str, references: Sequence[str], lowercase: bool = True,
+                  tokenize: str = "13a") -> float:
+    """SARI of one prediction in [0, 1]: mean over n = 1..4 of keep F1, deletion precision, addition F1.
+
+    lowercase / tokenize: how texts become words (`_normalize`); the defaults are HF `evaluate`'s.
+    """
     if not references:
         raise ValueError("SARI needs at least one reference per example")
-    src, pred = _normalize(source), _normalize(prediction)
-    refs = [_normalize(r) for r in references]
+    src, pred = _normalize(source, lowercase, tokenize), _normalize(prediction, lowercase, tokenize)
+    refs = [_normalize(r, lowercase, tokenize) for r in references]
     total = 0.0
     for n in range(1, _MAX_NGRAM + 1):
         ref_counts = sum((_ngrams(r, n) for r in refs), Counter())
@@ -84,14 +97,16 @@ def sari_sentence(source: str, prediction: str, references: Sequence[str]) -> fl
     return total / (3 * _MAX_NGRAM)
 
 
-def sari(sources: Sequence[str], predictions: Sequence[str], references_list: Sequence[Sequence[str]]) -> float:
+def sari(sources: Sequence[str], predictions: Sequence[str], references_list: Sequence[Sequence[str]],
+         lowercase: bool = True, tokenize: str = "13a") -> float:
     """Corpus SARI in [0, 100]: the mean of sentence scores times 100.
 
     `references_list[i]` holds the references of example i (a bare string counts as one reference).
+    lowercase=False, tokenize="none": scored as written (case, and spacing around punctuation, count).
     """
     _check_lengths(sources=sources, predictions=predictions, references=references_list)
     refs = [[r] if isinstance(r, str) else list(r) for r in references_list]
-    scores = [sari_sentence(s, p, r) for s, p, r in zip(sources, predictions, refs, strict=True)]
+    scores = [sari_sentence(s, p, r, lowercase, tokenize) for s, p, r in zip(sources, predictions, refs, strict=True)]
     return 100.0 * sum(scores) / len(scores)
 
 
@@ -125,12 +140,16 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     return hits / len(predictions)
 
 
-def compute_metrics(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> dict:
-    """All metrics for single-reference data: rouge1, rouge2, rougeL, bleu, sari (0-100), exact_match (0-1)."""
+def compute_metrics(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str],
+                    sari_lowercase: bool = True, sari_tokenize: str = "13a") -> dict:
+    """All metrics for single-reference data: rouge1, rouge2, rougeL, bleu, sari (0-100), exact_match (0-1).
+
+    sari_lowercase / sari_tokenize: `sari`'s lowercase / tokenize (default: HF `evaluate`'s SARI).
+    """
     _check_lengths(sources=sources, predictions=predictions, references=references)
     return {
         **rouge(predictions, references),
         "bleu": bleu(predictions, references),
-        "sari": sari(sources, predictions, [[r] for r in references]),
+        "sari": sari(sources, predictions, [[r] for r in references], sari_lowercase, sari_tokenize),
         "exact_match": exact_match(predictions, references),
     }
