@@ -17,6 +17,11 @@ The default signature needs no XLA (TF Serving runs without it); `jit_compile=Tr
 whose decode loop is compiled. Calling the module itself, as TF Hub modules are called, is the default
 signature: `hub.load(path)(texts)` -> generated strings [b].
 
+An uncased tokenizer's output is cased and spaced as written (`truecase.restore`: casing and spacing taken
+from the source, English rules for new material; "if topdown is false , the triple ..." becomes "If topdown
+is false, the triple ..."): every text signature returns that text. `truecase=False` at export keeps the
+tokenizer's own decoding; a cased tokenizer never needs it.
+
 Defined behaviour for odd input: a text with no source tokens (empty, whitespace) returns "" and never
 reaches the model; a batch larger than `max_batch_size` is run in slices of that size inside the graph,
 so memory stays that of one slice; invalid UTF-8 is refused with an error that says so.
@@ -31,6 +36,7 @@ import re
 import tensorflow as tf
 
 from tf_bert_seqgen import _compat, generation, layers
+from tf_bert_seqgen import truecase as truecasing
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.io_utils import atomic_directory
 from tf_bert_seqgen.losses import token_log_likelihood
@@ -54,7 +60,8 @@ class GenerationModule(tf.Module):
     """What the SavedModel holds: the model's variables, the tokenizer's resources, the signatures."""
 
     def __init__(self, model, tokenizer, config: generation.GenerationConfig, max_input_length: int,
-                 jit_compile: bool = False, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
+                 jit_compile: bool = False, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+                 truecase: bool | None = None):
         super().__init__(name="tf_bert_seqgen")
         if max_input_length > model.config.encoder.max_position_embeddings:
             raise ValueError(f"max_input_length {max_input_length} exceeds the encoder's max_position_embeddings "
@@ -78,6 +85,8 @@ class GenerationModule(tf.Module):
         self.config = config
         self.max_input_length = max_input_length
         self.jit_compile = jit_compile
+        # Generated text cased and spaced from the source (`truecase.restore`); by default when uncased.
+        self.truecase = truecasing.needed(tokenizer) if truecase is None else bool(truecase)
         self._pad_id = model.config.encoder.pad_token_id
         self._decode = tf.function(generation.build_generate_fn(model, config), jit_compile=jit_compile,
                                    autograph=False)
@@ -138,12 +147,17 @@ class GenerationModule(tf.Module):
         return self._in_slices(lambda i, m: [self._decode(i, m, dynamic)], [ids, mask], [spec])[0]
 
     def _generate_text(self, text, dynamic):
-        """text [b] -> generated text [b]; a text without source tokens gets "" and is not decoded."""
+        """text [b] -> generated text [b] (cased and spaced from the source when `truecase`); a text without
+        source tokens gets "" and is not decoded."""
         tokens = self._tokens(text)
         has_tokens = tokens.row_lengths() > 0
         kept = tf.where(has_tokens)[:, 0]
         ids, mask = self._pad(tf.gather(tokens, kept))
         generated = self._text_out(self._generate_ids(ids, mask, dynamic))
+        if self.truecase:
+            generated = truecasing.restore(tf.gather(text, kept), generated,
+                                           strip_accents=getattr(self.tokenizer, "strip_accents", True),
+                                           max_source_tokens=self.max_input_length)
         return tf.tensor_scatter_nd_update(tf.fill(tf.shape(text), ""), kept[:, None], generated)
 
     def _dynamic(self, max_new_tokens=None, length_penalty=None):
@@ -245,12 +259,14 @@ def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
 
 def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: int | None = None,
                        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, jit_compile: bool = False,
-                       overwrite: bool = False, **generation_options) -> str:
+                       overwrite: bool = False, truecase: bool | None = None, **generation_options) -> str:
     """Writes the SavedModel (with a TF Serving warm-up file) to `export_dir`, atomically.
 
     The export is written to a temporary sibling, loaded back and run once, and only then moved into
     place; an existing `export_dir` is never replaced unless `overwrite=True`.
     max_batch_size: rows per model call; a larger request is run in slices of this size.
+    truecase: text signatures return text cased and spaced from the source (`truecase.restore`); None: when
+        the tokenizer lowercases (an uncased vocabulary), which is when it is needed.
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """
     config = generation.resolve_config(model.config, **generation_options)
@@ -260,14 +276,14 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
                                                model.config.encoder.max_position_embeddings)
     warn_if_bfloat16_is_emulated(model.compute_dtype)
     module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile,
-                              max_batch_size=max_batch_size)
+                              max_batch_size=max_batch_size, truecase=truecase)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         with module.tracing():
             tf.saved_model.save(module, tmp, signatures=module.signatures())
         _write_warmup_requests(tmp)
         info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
-                "max_batch_size": max_batch_size, "jit_compile": jit_compile, "model": model.config.to_dict(),
-                "tokenizer": type(tokenizer).__name__}
+                "max_batch_size": max_batch_size, "jit_compile": jit_compile, "truecase": module.truecase,
+                "model": model.config.to_dict(), "tokenizer": type(tokenizer).__name__}
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
         _verify(tmp)
