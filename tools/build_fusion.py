@@ -64,7 +64,7 @@ _TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201
 # Early Modern English (the quotations of Webster 1913 come from Shakespeare and Milton): not the
 # everyday English a fusion model should learn to write.
 _ARCHAIC = set("thou thee thy thine hath doth dost hast shalt wilt canst ye unto 'tis ere nay methinks "
-               "wouldst couldst shouldst didst".split())
+               "wouldst couldst shouldst didst fain whence hither thither wherefore betwixt oft 'twas 't".split())
 # A capitalised function word after a lowercase word: a period lost between two sentences ("leave some
 # blank For some fields").
 _LOST_PERIOD = re.compile(r"[a-z,] (?:The|This|If|For|It|You|We|When|But|And|In|To)\b")
