@@ -281,6 +281,51 @@ def test_shared_weights_are_stored_once(tmp_path, tokenizer):
     assert sizes[True] < sizes[False]
 
 
+def _half_casts_of_decode(directory):
+    """Cast ops from float16 in the decode functions of a SavedModel: (in their bodies, in their loop bodies)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    library = {f.signature.name: f for m in proto.meta_graphs for f in m.graph_def.library.function}
+    half = tf.float16.as_datatype_enum
+
+    def casts(function):
+        return sum(node.op == "Cast" and node.attr["SrcT"].type == half for node in function.node_def)
+
+    decodes = [f for name, f in library.items() if "decode" in name]
+    bodies = [library[node.attr["body"].func.name] for f in decodes for node in f.node_def
+              if node.op in ("While", "StatelessWhile")]
+    return sum(map(casts, decodes)), sum(map(casts, bodies))
+
+
+def test_float16_weights_halve_the_export_and_score_as_float32(tmp_path, tokenizer):
+    model = _model(tokenizer, share=True, seed=4)
+    sizes, scores = {}, {}
+    source, target = tf.constant(["The cat sat on the mat."]), tf.constant(["The dog chased the cat."])
+    for dtype in ("float32", "float16"):
+        directory = str(tmp_path / dtype)
+        export_saved_model(model, tokenizer, directory, max_new_tokens=6, num_beams=2,
+                           weights_dtype=None if dtype == "float32" else dtype)
+        variables = os.path.join(directory, "variables")
+        sizes[dtype] = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+        scores[dtype] = tf.saved_model.load(directory).signatures["score"](
+            source_text=source, target_text=target)["log_likelihood"].numpy()[0]
+    # Everything but the biases, LayerNorms and position embeddings is stored in half the bytes.
+    small = sum(int(np.prod(w.shape)) for w in model.weights
+                if not w.path.endswith(("kernel", "word_embeddings/embeddings")))
+    assert sizes["float16"] <= (model.count_params() - small) * 2 + small * 4 + 200_000
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert abs(scores["float16"] - scores["float32"]) < 0.05 * abs(scores["float32"])
+    assert scores["float16"] != scores["float32"]  # the weights really were rounded
+    # The cast back to float32 happens once per model call, before the decode loop, never in a step.
+    in_decode, in_steps = _half_casts_of_decode(str(tmp_path / "float16"))
+    assert in_decode > 0 and in_steps == 0
+    with pytest.raises(ValueError, match="graph-mode export of a float32 model"):
+        export_saved_model(model, tokenizer, str(tmp_path / "xla"), weights_dtype="float16", jit_compile=True)
+
+
 def test_export_is_atomic_and_never_overwrites(tmp_path, tokenizer, monkeypatch):
     model = _model(tokenizer, False, seed=0)
     target = tmp_path / "m" / "1"

@@ -29,6 +29,7 @@ so memory stays that of one slice; invalid UTF-8 is refused with an error that s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -61,13 +62,18 @@ class GenerationModule(tf.Module):
 
     def __init__(self, model, tokenizer, config: generation.GenerationConfig, max_input_length: int,
                  jit_compile: bool = False, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-                 truecase: bool | None = None):
+                 truecase: bool | None = None, weights_dtype: str | None = None):
         super().__init__(name="tf_bert_seqgen")
         if max_input_length > model.config.encoder.max_position_embeddings:
             raise ValueError(f"max_input_length {max_input_length} exceeds the encoder's max_position_embeddings "
                              f"({model.config.encoder.max_position_embeddings})")
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        stored = tf.as_dtype(weights_dtype or model.compute_dtype)
+        if stored != model.compute_dtype and (jit_compile or stored != tf.float16 or model.compute_dtype != "float32"):
+            raise ValueError(f"weights_dtype={weights_dtype!r}: only a graph-mode export of a float32 model can "
+                             f"store its weights in float16 (this is a {model.compute_dtype} model"
+                             + (", exported with jit_compile=True)" if jit_compile else ")"))
         self.max_batch_size = max_batch_size
         # The SavedModel tracks the model's plain tf.Variables, not the Keras model: saving Keras 3
         # variables through the model writes each twice in the TF1 graph that TF Serving and
@@ -75,12 +81,19 @@ class GenerationModule(tf.Module):
         self._keras = _Untracked(model)
         # A graph-mode export multiplies by Keras' [in, out] kernels (`layers.in_out_kernels`): they replace
         # the Dense kernels, so the SavedModel holds each weight once. The XLA variant keeps [out, in].
-        self._keras.in_out = {} if jit_compile else {
-            layer: tf.Variable(tf.transpose(layer.kernel.value), trainable=False)
-            for layer in _compat.sublayers(model) if isinstance(layer, layers.Dense)}
+        # Stored in float16, the word-embedding tables (the LM head) are replaced too.
+        # layer -> (the model variable it stops reading, the value stored instead)
+        swaps = {} if jit_compile else {layer: (layer.kernel, tf.transpose(layer.kernel.value))
+                                        for layer in _compat.sublayers(model) if isinstance(layer, layers.Dense)}
+        if stored != model.compute_dtype:
+            tables = dict.fromkeys(stack.embeddings.word_embeddings for stack in (model.encoder, model.decoder))
+            swaps.update({table: (table.embeddings, table.embeddings.value) for table in tables})
+        self._keras.in_out = {layer: tf.Variable(tf.cast(value, stored), trainable=False)
+                              for layer, (_, value) in swaps.items()}
         self.in_out_kernels = list(self._keras.in_out.values())
-        replaced = {id(layer.kernel.value) for layer in self._keras.in_out}
+        replaced = {id(variable.value) for variable, _ in swaps.values()}
         self.model_variables = [w.value for w in model.weights if id(w.value) not in replaced]
+        self.weights_dtype = stored.name
         self.tokenizer = tokenizer
         self.config = config
         self.max_input_length = max_input_length
@@ -88,12 +101,26 @@ class GenerationModule(tf.Module):
         # Generated text cased and spaced from the source (`truecase.restore`); by default when uncased.
         self.truecase = truecasing.needed(tokenizer) if truecase is None else bool(truecase)
         self._pad_id = model.config.encoder.pad_token_id
-        self._decode = tf.function(generation.build_generate_fn(model, config), jit_compile=jit_compile,
-                                   autograph=False)
+        generate_fn = generation.build_generate_fn(model, config)
+
+        def decode(ids, mask, dynamic):
+            with self._compute_weights():
+                return generate_fn(ids, mask, dynamic)
+
+        self._decode = tf.function(decode, jit_compile=jit_compile, autograph=False)
 
     def tracing(self):
         """The context every trace of this module's functions runs in (the kernels' layout)."""
         return layers.in_out_kernels(self._keras.in_out)
+
+    def _compute_weights(self):
+        """Inside a model call: float16-stored weights cast to float32 once per call, not at every decode
+        step (the decode loop reads the cast tensors)."""
+        model = self._keras.model
+        if self.weights_dtype == model.compute_dtype:
+            return contextlib.nullcontext()
+        return layers.in_out_kernels({layer: tf.cast(variable, model.compute_dtype)
+                                      for layer, variable in self._keras.in_out.items()})
 
     # -- pieces ---------------------------------------------------------------------------------------
 
@@ -218,7 +245,8 @@ class GenerationModule(tf.Module):
         """-> log-likelihood [b] and target length [b] of `labels` given the source `ids`."""
         model = self._keras.model
         decoder_inputs = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
-        logits = model.decoder(decoder_inputs, model.encoder(ids, mask), mask)
+        with self._compute_weights():
+            logits = model.decoder(decoder_inputs, model.encoder(ids, mask), mask)
         log_likelihood = tf.reduce_sum(token_log_likelihood(labels, logits) * label_mask, axis=1)
         return [log_likelihood, tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)]
 
@@ -227,8 +255,12 @@ class GenerationModule(tf.Module):
         ids, mask = self._source(text)
         model = self._keras.model
         spec = tf.TensorSpec([None, None, model.config.encoder.hidden_size], model.compute_dtype)
-        states = self._in_slices(lambda i, m: [model.encoder(i, m)], [ids, mask], [spec])[0]
+        states = self._in_slices(lambda i, m: [self._encode(i, m)], [ids, mask], [spec])[0]
         return {"encoder_hidden_states": states, "attention_mask": mask}
+
+    def _encode(self, ids, mask):
+        with self._compute_weights():
+            return self._keras.model.encoder(ids, mask)
 
     def signatures(self):
         return {
@@ -259,7 +291,8 @@ def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
 
 def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: int | None = None,
                        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, jit_compile: bool = False,
-                       overwrite: bool = False, truecase: bool | None = None, **generation_options) -> str:
+                       overwrite: bool = False, truecase: bool | None = None, weights_dtype: str | None = None,
+                       **generation_options) -> str:
     """Writes the SavedModel (with a TF Serving warm-up file) to `export_dir`, atomically.
 
     The export is written to a temporary sibling, loaded back and run once, and only then moved into
@@ -267,6 +300,8 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
     max_batch_size: rows per model call; a larger request is run in slices of this size.
     truecase: text signatures return text cased and spaced from the source (`truecase.restore`); None: when
         the tokenizer lowercases (an uncased vocabulary), which is when it is needed.
+    weights_dtype: "float16" stores a float32 model's matrices (Dense kernels, word embeddings) in half the
+        bytes; each model call casts them back to float32 once (graph-mode exports). None: the model's dtype.
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """
     config = generation.resolve_config(model.config, **generation_options)
@@ -276,13 +311,14 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
                                                model.config.encoder.max_position_embeddings)
     warn_if_bfloat16_is_emulated(model.compute_dtype)
     module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile,
-                              max_batch_size=max_batch_size, truecase=truecase)
+                              max_batch_size=max_batch_size, truecase=truecase, weights_dtype=weights_dtype)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         with module.tracing():
             tf.saved_model.save(module, tmp, signatures=module.signatures())
         _write_warmup_requests(tmp)
         info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
                 "max_batch_size": max_batch_size, "jit_compile": jit_compile, "truecase": module.truecase,
+                "weights_dtype": module.weights_dtype,
                 "model": model.config.to_dict(), "tokenizer": type(tokenizer).__name__}
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)

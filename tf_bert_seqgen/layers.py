@@ -26,22 +26,28 @@ _MAX_XLA_BROADCAST_ROWS = 128
 _MAX_IDENTITY_TRANSPOSE_COLUMNS = 4096
 
 
-# Dense layer id -> its kernel in Keras' [in, out] layout, while a graph-mode export traces (`in_out_kernels`).
-_IN_OUT_KERNELS: dict[int, tf.Variable] = {}
+# Layer id -> the weight it reads instead of its own, while an export traces (`in_out_kernels`).
+_IN_OUT_KERNELS: dict[int, tf.Variable | tf.Tensor] = {}
 
 
 @contextlib.contextmanager
 def in_out_kernels(kernels: dict):
-    """While active, each Dense in `kernels` ({layer: [in, out] variable}) multiplies by that kernel as
-    `x @ W`, not by its own [out, in] one: a graph-mode export stores Keras' layout, which TensorFlow's
-    CPU kernels (oneDNN and Eigen alike) stream 1.3x faster than `(W @ x^T)^T` at 4-8 rows (beam search,
-    batches) and as fast at one row (`benchmarks/product_forms.py`). Training, checkpoints and XLA keep
-    [out, in]."""
+    """While active, each Dense in `kernels` ({layer: [in, out] variable or tensor}) multiplies by that
+    kernel as `x @ W`, not by its own [out, in] one: a graph-mode export stores Keras' layout, which
+    TensorFlow's CPU kernels (oneDNN and Eigen alike) stream 1.3x faster than `(W @ x^T)^T` at 4-8 rows on
+    some CPUs (`benchmarks/product_forms.py`). Training, checkpoints and XLA keep [out, in].
+
+    A `keras.layers.Embedding` in `kernels` ({layer: [v, h]}) looks up and, as the tied LM head, projects
+    with the given table. A weight of another float dtype (a float16 export) is cast to the compute dtype
+    where it is read; the export casts once per request, outside the decode loop, by nesting this context
+    with the cast tensors. The previous mapping comes back on exit."""
+    previous = dict(_IN_OUT_KERNELS)
     _IN_OUT_KERNELS.update({id(layer): kernel for layer, kernel in kernels.items()})
     try:
         yield
     finally:
         _IN_OUT_KERNELS.clear()
+        _IN_OUT_KERNELS.update(previous)
 
 
 def activation(name: str):
@@ -186,7 +192,8 @@ class Dense(keras.layers.Layer):
     def call(self, inputs, training=False):
         in_out = _IN_OUT_KERNELS.get(id(self))
         if in_out is not None:
-            return add_bias(_as_rows(inputs, lambda rows: tf.matmul(rows, in_out), self.units), self.bias)
+            kernel = tf.cast(in_out, inputs.dtype)
+            return add_bias(_as_rows(inputs, lambda rows: tf.matmul(rows, kernel), self.units), self.bias)
         return add_bias(times_transposed(inputs, self.kernel, training), self.bias)
 
     def get_config(self):
@@ -242,7 +249,10 @@ class Embeddings(keras.layers.Layer):
     def call(self, input_ids, position_offset=0, training=False):
         length = tf.shape(input_ids)[1]
         positions = tf.range(length) + tf.cast(position_offset, tf.int32)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None]
+        table = _IN_OUT_KERNELS.get(id(self.word_embeddings))
+        words = (self.word_embeddings(input_ids) if table is None
+                 else tf.cast(tf.gather(table, input_ids), self.compute_dtype))
+        x = words + self.position_embeddings(positions)[None]
         return self.dropout(self.layer_norm(x), training=training)
 
     def get_config(self):
@@ -434,7 +444,8 @@ class LMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden, training=False):
-        embeddings = tf.cast(self.embeddings.embeddings, hidden.dtype)  # [v, h]: already [out, in]
+        table = _IN_OUT_KERNELS.get(id(self.embeddings), self.embeddings.embeddings)
+        embeddings = tf.cast(table, hidden.dtype)  # [v, h]: already [out, in]
         logits = times_transposed(hidden, embeddings, training)
         # Softmax, beam scores and losses want float32 even when the weights are bfloat16.
         return tf.cast(add_bias(logits, tf.cast(self.bias, logits.dtype)), tf.float32)

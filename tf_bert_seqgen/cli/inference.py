@@ -79,7 +79,7 @@ def cmd_export(args):
         options["length_penalty_style"] = args.length_penalty_style
     if args.max_input_length:
         options["max_input_length"] = args.max_input_length
-    export_saved_model(model, tokenizer, out, jit_compile=args.xla, **options)
+    export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype, **options)
     print(out)
 
 
@@ -156,6 +156,8 @@ def add_commands(commands):
     p.add_argument("--version", choices=["auto", "none"], default="none",
                    help="auto: write OUT/<next version number> (TF Serving layout)")
     p.add_argument("--xla", action="store_true", help="compile the decode loop with XLA")
+    p.add_argument("--weights-dtype", choices=["float16"],
+                   help="store the matrices in float16 (half the size; cast back once per request)")
     p.add_argument("--max-input-length", type=int)
     p.add_argument("--length-penalty-style", choices=["hf", "gnmt"])
     p.add_argument("--num-heads", type=int, help="attention heads, for TF Hub modules without a preset")
