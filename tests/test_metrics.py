@@ -163,3 +163,17 @@ def test_sari_counts_repeated_tokens():
     score = metrics.sari(["The cat sat. It was on the mat."], ["The cat sat on the mat."],
                          [["The cat sat on the mat."]])
     assert score == pytest.approx(100 * (12 - 1 / 3) / 12)
+
+
+def test_words_as_written_keep_case_and_inner_apostrophes_and_hyphens():
+    assert metrics.words_as_written("Bull-dog, isn't it? (Café) 3.5") == ["Bull-dog", "isn't", "it", "Café", "3", "5"]
+    assert metrics.words_as_written(" - , ; ") == []
+
+
+def test_novel_word_rate_counts_words_in_neither_source_nor_reference():
+    # Output words: the, cat, sat, but, Cat; known: The cat sat / The cat sat and it slept. Case counts, so
+    # "the" and "Cat" are novel, and so is "but": 3 of 5.
+    assert metrics.novel_word_rate(["The cat sat."], ["the cat sat, but Cat"], ["The cat sat, and it slept."]) == 0.6
+    # Pooled over the corpus (4 novel of 8), not averaged per example; an empty output adds nothing.
+    assert metrics.novel_word_rate(["a b", "c d", "e"], ["a b x y", "p q c d", ""], ["a b", "c d", "e"]) == 0.5
+    assert metrics.novel_word_rate(["a"], [""], ["a"]) == 0.0

@@ -10,6 +10,7 @@ also score case-sensitively (`lowercase=False`) and on whitespace-split words (`
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -138,6 +139,29 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     _check_lengths(predictions=predictions, references=references)
     hits = sum(" ".join(p.split()) == " ".join(r.split()) for p, r in zip(predictions, references, strict=True))
     return hits / len(predictions)
+
+
+# A word as written: letters and digits, with inner apostrophes and hyphens ("don't", "bull-dog").
+_WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
+
+
+def words_as_written(text: str) -> list[str]:
+    """The words of `text`, case kept, punctuation around them dropped: "Bull-dog, isn't it?" ->
+    ["Bull-dog", "isn't", "it"]."""
+    return _WORD.findall(text)
+
+
+def novel_word_rate(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share in [0, 1] of all predicted words (`words_as_written`, case-sensitive) found in neither that
+    example's source nor its reference: words a rewriting model invented or misspelled."""
+    _check_lengths(sources=sources, predictions=predictions, references=references)
+    novel = total = 0
+    for source, prediction, reference in zip(sources, predictions, references, strict=True):
+        known = set(words_as_written(source)) | set(words_as_written(reference))
+        words = words_as_written(prediction)
+        total += len(words)
+        novel += sum(w not in known for w in words)
+    return novel / total if total else 0.0
 
 
 def compute_metrics(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str],
