@@ -8,6 +8,7 @@ import sys
 
 import tensorflow as tf
 
+from tf_bert_seqgen import truecase as truecasing
 from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
@@ -45,7 +46,9 @@ def _checkpoint_generator(path, options, args):
     model, tokenizer, defaults = load_model_and_tokenizer(path, args.spm, args.vocab)
     defaults.pop("max_input_length", None)
     options = {**{k: v for k, v in defaults.items() if v is not None}, **options}
-    return lambda batch: generate_batch(model, tokenizer, batch, **options)
+    # What the checkpoint's export would write: cased and spaced from the source when uncased.
+    truecase = truecasing.needed(tokenizer)
+    return lambda batch: generate_batch(model, tokenizer, batch, truecase=truecase, **options)
 
 
 def cmd_generate(args):
