@@ -4,7 +4,7 @@ Everything runs in one graph: preset preprocessing and tokenization (SentencePie
 encoder, the decode loop, detokenization. Loading needs only `tensorflow` and `tensorflow_text`:
 
     import tensorflow as tf, tensorflow_text  # registers the tokenizer ops
-    served = tf.saved_model.load("saved_models/fusion/3")
+    served = tf.saved_model.load("saved_models/fusion/4")
     served.signatures["serving_default"](text=tf.constant(["..."]))["generated_text"]
 
 Signatures (b = batch, s = source length, m = max_length, h = hidden):
