@@ -10,7 +10,6 @@ The packages are Debian's (bookworm); install them with the line in INSTALL belo
 
 from __future__ import annotations
 
-import base64
 import gzip
 import os
 import re

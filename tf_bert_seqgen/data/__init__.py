@@ -42,4 +42,4 @@ def load_fusion_split(split: str, with_origin: bool = False) -> list[tuple]:
     origins = [FusionOrigin(*row) for row in _read_tsv(os.path.join(FUSION_DIR, f"{split}.origin.tsv"))]
     if len(origins) != len(pairs):
         raise ValueError(f"{split}.origin.tsv has {len(origins)} lines for {len(pairs)} pairs")
-    return [(source, target, origin) for (source, target), origin in zip(pairs, origins)]
+    return [(source, target, origin) for (source, target), origin in zip(pairs, origins, strict=True)]
