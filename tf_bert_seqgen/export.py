@@ -208,7 +208,7 @@ class GenerationModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):
         """`hub.load(path)(texts)` and `hub.KerasLayer(path)`: text [b] -> generated text [b]."""
-        return self._generate_text(text, self._dynamic())
+        return self.serve_text(text)["generated_text"]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([], tf.int32, name="max_new_tokens"),
@@ -263,12 +263,15 @@ class GenerationModule(tf.Module):
             return self._keras.model.encoder(ids, mask)
 
     def signatures(self):
+        """The functions themselves, not their concrete functions: `tf.saved_model.save` traces them in its
+        save context, once. A concrete function traced before the save would not be found in that context's
+        cache, and saving would trace every function a second time."""
         return {
-            "serving_default": self.serve_text.get_concrete_function(),
-            "generate_with_options": self.serve_text_with_options.get_concrete_function(),
-            "generate_ids": self.serve_ids.get_concrete_function(),
-            "score": self.serve_score.get_concrete_function(),
-            "encode": self.serve_encode.get_concrete_function(),
+            "serving_default": self.serve_text,
+            "generate_with_options": self.serve_text_with_options,
+            "generate_ids": self.serve_ids,
+            "score": self.serve_score,
+            "encode": self.serve_encode,
         }
 
 
