@@ -11,7 +11,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 # The files that take longest, started first: with two workers taking whole files, the suite's wall time
 # is the longer worker's, and a long file started last would run alone at the end (pyproject's addopts
 # keep xdist from re-sorting files by their number of tests).
-LONGEST_FIRST = ("test_readme.py", "test_notebooks.py", "test_training_speed.py", "test_package.py")
+LONGEST_FIRST = ("test_readme.py", "test_training.py", "test_export.py", "test_notebooks.py",
+                 "test_training_speed.py", "test_readme_standalone.py", "test_generation.py", "test_cli.py",
+                 "test_default_model.py", "test_package.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -25,14 +25,17 @@ def _generate(model_dir, texts, batch_size=64):
 def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_words():
     model_dir = default_model_dir()
     assert os.path.basename(os.path.dirname(model_dir)) == "fusion"
-    pairs = load_fusion_split("heldout")
+    # Every third held-out pair (346 of 1,038): the figures of the whole split within 0.1 point (fusion/4:
+    # SARI on cased words 78.7 against 78.6, copying 59.6 both, novel words 5.6% against 5.7%) at a third of
+    # its beam-4 decoding time; benchmarks/warm_start/run.py scores the whole split.
+    pairs = load_fusion_split("heldout")[::3]
     sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
     outputs = _generate(model_dir, sources)
     # Scored as written: case-sensitive, words split on whitespace ("bull - dog" is not "bull-dog").
     model = sari(sources, outputs, targets, lowercase=False, tokenize="none")
     copy = sari(sources, sources, targets, lowercase=False, tokenize="none")  # return the source unchanged
-    assert model >= copy + 5, (model, copy)  # fusion/4: 78.6 against 59.6
-    # Words in neither source nor target: fusion/4 writes 5.7%, mostly a connective the target does not use
+    assert model >= copy + 5, (model, copy)  # fusion/4: 78.7 against 59.6
+    # Words in neither source nor target: fusion/4 writes 5.6% here, mostly a connective the target does not use
     # ("If" where it has "When") and a sentence's first word replaced by "The"; issue 18 asks for 2%.
     assert novel_word_rate(sources, outputs, targets) <= 0.06
     # Written as a person writes: every output opens with a capital letter, as every target does.

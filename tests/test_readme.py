@@ -5,7 +5,10 @@ temporary one: ```python blocks share one namespace (a later block uses what an 
 ```bash blocks run with `bash -euo pipefail` in the same directory (so they see the files the Python
 blocks wrote). A block whose fence says `no-run` (```` ```python no-run ````) is skipped deliberately: it
 installs packages or needs network access (Hugging Face repo ids, TF Hub handles, a running TF Serving).
-Other fences (```text, ...) are not code.
+A block whose fence says `standalone` needs nothing an earlier block wrote: it runs alone, in a fresh
+directory, in tests/test_readme_standalone.py, so that the README's slow shell examples (each command a
+fresh interpreter) run on the other test worker instead of lengthening this one chain. Other fences
+(```text, ...) are not code.
 
 The README's paths are relative to the repository root; the one thing it reads from there,
 `saved_models/fusion` (the shipped default model), is linked into the temporary directory.
@@ -45,6 +48,11 @@ def runnable(block: dict) -> bool:
     return block["language"] in EXECUTED_LANGUAGES and "no-run" not in block["flags"]
 
 
+def chained(block: dict) -> bool:
+    """Run by the one chain of test_readme_examples_run (the others: one test each)."""
+    return runnable(block) and "standalone" not in block["flags"]
+
+
 # Runs in the fresh interpreter: each Python block compiled under the README's name with its own line
 # numbers (a traceback points into README.md), each bash block as a subprocess in the same directory.
 DRIVER = r"""
@@ -68,7 +76,9 @@ def test_readme_blocks_parse():
     python = [b for b in found if b["language"] == "python"]
     assert len([b for b in python if runnable(b)]) >= 8, "the README's Python examples should run"
     for block in found:
-        assert set(block["flags"]) <= {"no-run"}, f"README.md:{block['line']}: unknown fence flags {block['flags']}"
+        assert set(block["flags"]) <= {"no-run", "standalone"}, (
+            f"README.md:{block['line']}: unknown fence flags {block['flags']}")
+        assert not {"no-run", "standalone"} <= set(block["flags"]), f"README.md:{block['line']}: both flags"
         if block["language"] == "python":
             compile(block["source"], f"README.md:{block['line']}", "exec")  # also the no-run ones
 
@@ -82,9 +92,9 @@ def test_no_run_blocks_are_the_ones_that_need_network_or_install():
                 f"README.md:{block['line']} is marked no-run but needs neither network nor an install")
 
 
-@pytest.mark.slow
-def test_readme_examples_run(tmp_path):
-    to_run = [b for b in blocks(README.read_text(encoding="utf-8")) if runnable(b)]
+def run_blocks(to_run: list[dict], tmp_path: Path):
+    """Runs the blocks in order in one fresh interpreter, in a new directory under tmp_path that holds a
+    link to the shipped default model; fails naming the README line of the block that failed."""
     (tmp_path / "blocks.json").write_text(json.dumps(to_run), encoding="utf-8")
     work = tmp_path / "cwd"
     (work / "saved_models").mkdir(parents=True)
@@ -99,6 +109,11 @@ def test_readme_examples_run(tmp_path):
         f"a README example failed (the last '=== README.md line N' names it):\n"
         f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     assert result.stdout.count("=== ok in") == len(to_run)
+
+
+@pytest.mark.slow
+def test_readme_examples_run(tmp_path):
+    run_blocks([b for b in blocks(README.read_text(encoding="utf-8")) if chained(b)], tmp_path)
 
 
 def test_ci_runs_the_readme_test_command():
