@@ -56,35 +56,50 @@ FRESH_PROCESS = r"""
 import json, sys
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the SentencePiece ops
-loaded = tf.saved_model.load(sys.argv[1])
-texts = json.loads(sys.argv[2])
-out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
+texts = json.loads(sys.argv[1])
+outputs = []
+for directory in sys.argv[2:]:
+    loaded = tf.saved_model.load(directory)
+    out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
+    outputs.append([t.decode() for t in out])
 mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tf_bert_seqgen", "transformers", "torch"))
-print(json.dumps({"texts": [t.decode() for t in out], "modules": mods}))
+print(json.dumps({"outputs": outputs, "modules": mods}))
 """
 
 
-@pytest.mark.parametrize("share, options", [(False, dict(max_new_tokens=12)),
-                                            (True, dict(max_new_tokens=12, num_beams=3, length_penalty=0.6,
-                                                        length_penalty_style="gnmt"))],
-                         ids=["greedy-separate", "beam-shared"])
-def test_fresh_process_gets_the_same_strings(tmp_path, tokenizer, share, options):
-    model = _model(tokenizer, share, seed=int(share))
-    export_saved_model(model, tokenizer, str(tmp_path / "m" / "1"), **options)
-    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "m" / "1"), json.dumps(TEXTS)],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["modules"] == [], "the loading process must not need our package or torch"
-    assert result["texts"] == _expected(model, tokenizer, TEXTS, **options)
+# Two exports serve the whole file (each export traces five signatures: most of this file's time).
+# `exported`: weights shared, beam search with GNMT's length penalty. `sliced`: separate weights, greedy,
+# requests larger than 2 rows run in slices.
+EXPORTED = dict(max_new_tokens=10, num_beams=3, length_penalty=0.6, length_penalty_style="gnmt")
+SLICED = dict(max_new_tokens=12, max_batch_size=2)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tokenizer):
     model = _model(tokenizer, share=True, seed=3)
     directory = str(tmp_path_factory.mktemp("export") / "fusion" / "1")
-    export_saved_model(model, tokenizer, directory, max_new_tokens=10, num_beams=2)
+    export_saved_model(model, tokenizer, directory, **EXPORTED)
     return model, directory
+
+
+@pytest.fixture(scope="module")
+def sliced(tmp_path_factory, tokenizer):
+    model = _model(tokenizer, share=False, seed=4)
+    directory = str(tmp_path_factory.mktemp("sliced") / "1")
+    export_saved_model(model, tokenizer, directory, **SLICED)
+    return model, directory
+
+
+def test_fresh_process_gets_the_same_strings(exported, sliced, tokenizer):
+    """Both exports, loaded by a process that has only tensorflow and tensorflow_text."""
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS, json.dumps(TEXTS), exported[1], sliced[1]],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["modules"] == [], "the loading process must not need our package or torch"
+    sliced_options = {k: v for k, v in SLICED.items() if k != "max_batch_size"}
+    assert result["outputs"] == [_expected(exported[0], tokenizer, TEXTS, **EXPORTED),
+                                 _expected(sliced[0], tokenizer, TEXTS, **sliced_options)]
 
 
 def test_texts_without_tokens_give_empty_strings_and_leave_the_rest_unchanged(exported, tokenizer):
@@ -92,9 +107,9 @@ def test_texts_without_tokens_give_empty_strings_and_leave_the_rest_unchanged(ex
     serve = tf.saved_model.load(directory).signatures["serving_default"]
     texts = ["The cat sat on the mat.", "", " \t\n ", "If the file is missing, the loader raises an error."]
     # The model itself decodes something from an all-pad source: the export must not.
-    assert _expected(model, tokenizer, [""], max_new_tokens=10, num_beams=2) == [""]
-    assert model.generate(np.zeros([1, 4], np.int32), np.zeros([1, 4], np.int32), max_new_tokens=10,
-                          num_beams=2).numpy()[0, 1] != 1, "pick a model that decodes from nothing"
+    assert _expected(model, tokenizer, [""], **EXPORTED) == [""]
+    assert model.generate(np.zeros([1, 4], np.int32), np.zeros([1, 4], np.int32),
+                          **EXPORTED).numpy()[0, 1] != 1, "pick a model that decodes from nothing"
     mixed = [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()]
     alone = [t.decode() for t in serve(text=tf.constant([texts[0], texts[3]]))["generated_text"].numpy()]
     assert mixed == [alone[0], "", "", alone[1]] and alone[0] and alone[1]
@@ -102,19 +117,18 @@ def test_texts_without_tokens_give_empty_strings_and_leave_the_rest_unchanged(ex
     assert serve(text=tf.constant([], tf.string))["generated_text"].shape == (0,)
 
 
-def test_large_batches_run_in_slices_with_the_same_results(tmp_path, tokenizer):
-    model = _model(tokenizer, share=False, seed=4)
-    directory = str(tmp_path / "sliced")
-    export_saved_model(model, tokenizer, directory, max_new_tokens=6, num_beams=2, max_batch_size=2)
+def test_large_batches_run_in_slices_with_the_same_results(sliced, tokenizer, tmp_path):
+    model, directory = sliced
+    options = {k: v for k, v in SLICED.items() if k != "max_batch_size"}
     loaded = tf.saved_model.load(directory)
     texts = [t for t in CORPUS.splitlines() if t] + ["", "The cat sat."]  # 6 texts: 3 slices, one empty
     out = [t.decode() for t in loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()]
-    assert out == _expected(model, tokenizer, texts, max_new_tokens=6, num_beams=2)
+    assert out == _expected(model, tokenizer, texts, **options)
     ids = tokenizer(texts[:5])
     out_ids = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"]),
                                                 attention_mask=tf.constant(ids["attention_mask"]))["output_ids"]
     np.testing.assert_array_equal(out_ids.numpy(), model.generate(ids["input_ids"], ids["attention_mask"],
-                                                                  max_new_tokens=6, num_beams=2).numpy())
+                                                                  **options).numpy())
     scored = loaded.signatures["score"](source_text=tf.constant(texts[:5]), target_text=tf.constant(texts[1:6]))
     assert scored["log_likelihood"].shape == (5,) and scored["num_tokens"].shape == (5,)
     for i in range(5):  # each row equals the same pair scored alone
@@ -209,13 +223,13 @@ def test_signatures_and_bad_requests(exported, tokenizer):
     options = loaded.signatures["generate_with_options"]
     short = options(text=tf.constant(TEXTS[:2]), max_new_tokens=tf.constant(3),
                     length_penalty=tf.constant(1.0))["generated_text"].numpy()
-    assert [s.decode() for s in short] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=3, num_beams=2,
-                                                    length_penalty=1.0)
+    assert [s.decode() for s in short] == _expected(model, tokenizer, TEXTS[:2],
+                                                    **{**EXPORTED, "max_new_tokens": 3, "length_penalty": 1.0})
     ids = tokenizer(TEXTS[:2])
     out_ids = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"]),
                                                 attention_mask=tf.constant(ids["attention_mask"]))["output_ids"]
     np.testing.assert_array_equal(out_ids.numpy(), model.generate(ids["input_ids"], ids["attention_mask"],
-                                                                  max_new_tokens=10, num_beams=2).numpy())
+                                                                  **EXPORTED).numpy())
     encoded = loaded.signatures["encode"](text=tf.constant(TEXTS[:2]))
     mask = encoded["attention_mask"].numpy()
     np.testing.assert_allclose(encoded["encoder_hidden_states"].numpy()[:, :mask.shape[1]][mask == 1],
@@ -269,15 +283,14 @@ def test_saved_model_cli_show_and_run(exported):
     assert "generated_text" in ran.stdout
 
 
-def test_shared_weights_are_stored_once(tmp_path, tokenizer):
+def test_shared_weights_are_stored_once(exported, sliced):
     sizes = {}
-    for share in (False, True):
-        model = _model(tokenizer, share, seed=0)
-        export_saved_model(model, tokenizer, str(tmp_path / str(share)), max_new_tokens=4)
-        variables = tmp_path / str(share) / "variables"
-        sizes[share] = sum(os.path.getsize(variables / f) for f in os.listdir(variables))
+    for share, (model, directory) in ((True, exported), (False, sliced)):
+        variables = os.path.join(directory, "variables")
+        sizes[share] = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
         expected_floats = model.count_params()
         assert expected_floats * 4 <= sizes[share] <= expected_floats * 4 * 1.1 + 200_000
+    assert exported[0].count_params() < sliced[0].count_params()  # the same configuration, weights tied once
     assert sizes[True] < sizes[False]
 
 
@@ -300,17 +313,16 @@ def _half_casts_of_decode(directory):
     return sum(map(casts, decodes)), sum(map(casts, bodies))
 
 
-def test_float16_weights_halve_the_export_and_score_as_float32(tmp_path, tokenizer):
-    model = _model(tokenizer, share=True, seed=4)
+def test_float16_weights_halve_the_export_and_score_as_float32(exported, tmp_path, tokenizer):
+    model, float32_dir = exported
+    directory = str(tmp_path / "float16")
+    export_saved_model(model, tokenizer, directory, weights_dtype="float16", **EXPORTED)
     sizes, scores = {}, {}
     source, target = tf.constant(["The cat sat on the mat."]), tf.constant(["The dog chased the cat."])
-    for dtype in ("float32", "float16"):
-        directory = str(tmp_path / dtype)
-        export_saved_model(model, tokenizer, directory, max_new_tokens=6, num_beams=2,
-                           weights_dtype=None if dtype == "float32" else dtype)
-        variables = os.path.join(directory, "variables")
+    for dtype, path in (("float32", float32_dir), ("float16", directory)):
+        variables = os.path.join(path, "variables")
         sizes[dtype] = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
-        scores[dtype] = tf.saved_model.load(directory).signatures["score"](
+        scores[dtype] = tf.saved_model.load(path).signatures["score"](
             source_text=source, target_text=target)["log_likelihood"].numpy()[0]
     # Everything but the biases, LayerNorms and position embeddings is stored in half the bytes.
     small = sum(int(np.prod(w.shape)) for w in model.weights
@@ -320,21 +332,20 @@ def test_float16_weights_halve_the_export_and_score_as_float32(tmp_path, tokeniz
     assert abs(scores["float16"] - scores["float32"]) < 0.05 * abs(scores["float32"])
     assert scores["float16"] != scores["float32"]  # the weights really were rounded
     # The cast back to float32 happens once per model call, before the decode loop, never in a step.
-    in_decode, in_steps = _half_casts_of_decode(str(tmp_path / "float16"))
+    in_decode, in_steps = _half_casts_of_decode(directory)
     assert in_decode > 0 and in_steps == 0
     with pytest.raises(ValueError, match="graph-mode export of a float32 model"):
         export_saved_model(model, tokenizer, str(tmp_path / "xla"), weights_dtype="float16", jit_compile=True)
 
 
-def test_export_is_atomic_and_never_overwrites(tmp_path, tokenizer, monkeypatch):
-    model = _model(tokenizer, False, seed=0)
-    target = tmp_path / "m" / "1"
-    export_saved_model(model, tokenizer, str(target), max_new_tokens=4)
+def test_export_is_atomic_and_never_overwrites(exported, tokenizer, monkeypatch):
+    model, target = exported
+    versions = os.path.dirname(target)
     before = sorted(os.listdir(target))
     with pytest.raises(FileExistsError):
-        export_saved_model(model, tokenizer, str(target), max_new_tokens=4)
+        export_saved_model(model, tokenizer, target, max_new_tokens=4)
     assert sorted(os.listdir(target)) == before
-    assert next_version_dir(str(tmp_path / "m")) == str(tmp_path / "m" / "2")
+    assert next_version_dir(versions) == os.path.join(versions, "2")
 
     import tf_bert_seqgen.export as export
 
@@ -343,8 +354,8 @@ def test_export_is_atomic_and_never_overwrites(tmp_path, tokenizer, monkeypatch)
 
     monkeypatch.setattr(export, "_verify", broken)
     with pytest.raises(RuntimeError, match="verification failed"):
-        export_saved_model(model, tokenizer, str(tmp_path / "m" / "2"), max_new_tokens=4)
-    assert sorted(os.listdir(tmp_path / "m")) == ["1"]
+        export_saved_model(model, tokenizer, os.path.join(versions, "2"), max_new_tokens=4)
+    assert sorted(os.listdir(versions)) == ["1"]  # nothing of the failed export is left, not even a temporary
 
 
 def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):

@@ -1,4 +1,5 @@
-"""Fine-tuning: schedule, input pipeline, fit on a tiny model, resume, two workers, the CLI."""
+"""Fine-tuning: schedule, input pipeline, fit on a tiny model, two workers, the CLI (resuming an interrupted
+run: tests/test_training_speed.py)."""
 
 import importlib.util
 import json
@@ -282,42 +283,6 @@ def test_bare_feature_dicts_and_mixed_precision(tiny_dir, tokenizer):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(history["loss"][0])
-
-
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_step):
-        super().__init__()
-        self.at_step = at_step
-
-    def on_epoch_end(self, epoch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.at_step:
-            raise KeyboardInterrupt("simulated preemption")
-
-
-def test_resume_after_interruption_continues_from_the_saved_step(tiny_dir, tokenizer, tmp_path):
-    config = _config(steps=9, steps_per_checkpoint=3, learning_rate=0.2)
-    reference, _ = training.finetune(f"random:{tiny_dir}", tokenizer, PAIRS, str(tmp_path / "straight"), config,
-                                     export=False)
-    out = str(tmp_path / "interrupted")
-    with pytest.raises(KeyboardInterrupt):
-        training.finetune(f"random:{tiny_dir}", tokenizer, PAIRS, out, config, export=False,
-                          callbacks=[_Interrupt(at_step=6)])
-    assert not os.path.exists(os.path.join(out, "model"))
-    steps_seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            steps_seen.append(int(self.model.optimizer.iterations.numpy()))
-
-    resumed, history = training.finetune(f"random:{tiny_dir}", tokenizer, PAIRS, out, config, export=False,
-                                         callbacks=[Record()])
-    # Restored at step 6 with the optimizer's state; only the last checkpoint interval ran again.
-    assert steps_seen == [6]
-    assert int(resumed.optimizer.iterations.numpy()) == 9
-    assert history["step"] == [3, 6, 9]
-    # Same batches, same optimizer moments: the resumed run ends where the uninterrupted one does.
-    np.testing.assert_allclose(training.weights_digest(resumed), training.weights_digest(reference),
-                               rtol=1e-5, atol=1e-6)
 
 
 # --- two workers ---------------------------------------------------------------------------------------------

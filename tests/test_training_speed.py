@@ -1,6 +1,7 @@
 """Fine-tuning at speed: XLA by default with its graph-mode fallback, gradient accumulation, padding to
 buckets, and a resumed run that continues the schedule and the data stream."""
 
+import os
 import warnings
 
 import keras
@@ -212,6 +213,7 @@ def test_resumed_run_continues_the_schedule_and_the_data_stream(tmp_path):
     out = str(tmp_path / "interrupted")
     with pytest.raises(KeyboardInterrupt):
         training.finetune(init, tokenizer, pairs, out, config, export=False, callbacks=[_Interrupt()])
+    assert not os.path.exists(os.path.join(out, "model")), "an interrupted run must not write its final model"
     first_batches, recorded[:] = list(recorded), []
     state = {}
 
