@@ -12,7 +12,7 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig
-from tf_bert_seqgen.export import WARMUP_FILE, export_saved_model, next_version_dir
+from tf_bert_seqgen.export import EXPORT_INFO_FILE, WARMUP_FILE, export_saved_model, load_model, next_version_dir
 from tf_bert_seqgen.tokenizers import TF_SERVING_SAFE_OPS, BertForSeqGenerationTokenizer
 
 CORPUS = """The cat sat on the mat. The dog chased the cat, but the cat escaped.
@@ -334,6 +334,14 @@ def test_float16_weights_halve_the_export_and_score_as_float32(exported, tmp_pat
     # The cast back to float32 happens once per model call, before the decode loop, never in a step.
     in_decode, in_steps = _half_casts_of_decode(directory)
     assert in_decode > 0 and in_steps == 0
+    # The model comes back from the export (to fine-tune further) with float16's rounding.
+    recovered = load_model(directory)
+    for mine, theirs in zip(recovered.weights, model.weights, strict=True):
+        expected = theirs.numpy()
+        if theirs.path.endswith(("kernel", "word_embeddings/embeddings")):
+            expected = expected.astype(np.float16).astype(np.float32)
+        assert mine.dtype == "float32"
+        np.testing.assert_array_equal(mine.numpy(), expected, err_msg=theirs.path)
     with pytest.raises(ValueError, match="graph-mode export of a float32 model"):
         export_saved_model(model, tokenizer, str(tmp_path / "xla"), weights_dtype="float16", jit_compile=True)
 
@@ -364,3 +372,26 @@ def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
     loaded = tf.saved_model.load(str(tmp_path / "xla"))
     out = loaded.signatures["serving_default"](text=tf.constant(TEXTS[:2]))["generated_text"].numpy()
     assert [s.decode() for s in out] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=8)
+
+
+def test_load_model_gives_back_the_exported_model(exported, tmp_path):
+    """Fine-tuning further starts from an export (the shipped default, say): the same config and weights."""
+    import shutil
+
+    model, directory = exported
+    recovered = load_model(directory)
+    assert recovered.config == model.config
+    assert len(recovered.weights) == len(model.weights)
+    for mine, theirs in zip(recovered.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=theirs.path)
+    with pytest.raises(FileNotFoundError, match="not exported by tf_bert_seqgen"):
+        load_model(str(tmp_path))
+    # A config that does not describe the stored weights is refused, not half-loaded.
+    changed = tmp_path / "changed"
+    shutil.copytree(directory, changed)
+    info = json.loads((changed / EXPORT_INFO_FILE).read_text())
+    for stack in ("encoder", "decoder"):
+        info["model"][stack]["intermediate_size"] += 8
+    (changed / EXPORT_INFO_FILE).write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="do not fit the model its config describes"):
+        load_model(str(changed))

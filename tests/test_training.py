@@ -393,6 +393,12 @@ def test_cli_finetune_then_evaluate_checkpoint_and_savedmodel(tiny_dir, tmp_path
         assert results[name]["examples"] == len(PAIRS) and results[name]["references"] == "tokenizer"
     # The export decodes as the checkpoint does (greedy, 16 new tokens, fixed at export time).
     assert results["savedmodel"]["predictions"] == results["checkpoint"]["predictions"]
+    # A run can start from the export (`model:<export dir>`): its weights and its tokenizer's files.
+    spec = f"model:{out / 'export' / '1'}"
+    continued, checkpoint = training.build_model(spec), EncoderDecoder.from_pretrained(str(out / "model"))
+    np.testing.assert_array_equal(training.weights_digest(continued), training.weights_digest(checkpoint))
+    assert training.load_init_tokenizer(spec).encode("the cat sat.") == load_tokenizer(str(out / "model")).encode(
+        "the cat sat.")
     # The checkpoint's report is compute_metrics of its own predictions.
     assert results["checkpoint"]["sari"] == pytest.approx(compute_metrics(
         [s for s, _ in PAIRS], results["checkpoint"]["predictions"], [t for _, t in PAIRS])["sari"])

@@ -41,10 +41,12 @@ from tf_bert_seqgen import truecase as truecasing
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.io_utils import atomic_directory
 from tf_bert_seqgen.losses import token_log_likelihood
-from tf_bert_seqgen.models import shift_right
+from tf_bert_seqgen.models import EncoderDecoder, shift_right
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 EXPORT_INFO_FILE = os.path.join("assets.extra", "tf_bert_seqgen.json")
+# Where `training.export_with_tokenizer` writes the tokenizer's files (evaluation and further fine-tuning).
+EXPORT_TOKENIZER_DIR = os.path.join("assets.extra", "tokenizer")
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
 # Rows one model call takes at most: beam 4 over 32 texts of the full-size model holds a 3 GB cache.
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -55,6 +57,27 @@ class _Untracked:
 
     def __init__(self, model):
         self.model = model
+
+
+def _stored_swaps(model, jit_compile: bool, stored: tf.DType) -> dict:
+    """layer -> (the model variable the export stops reading, the value it stores instead), in saving order.
+
+    A graph-mode export multiplies by Keras' [in, out] kernels (`layers.in_out_kernels`): they replace the
+    Dense kernels, so the SavedModel holds each weight once. The XLA variant keeps [out, in]. Stored in
+    float16, the word-embedding tables (the LM head) are replaced too.
+    """
+    swaps = {} if jit_compile else {layer: (layer.kernel, tf.transpose(layer.kernel.value))
+                                    for layer in _compat.sublayers(model) if isinstance(layer, layers.Dense)}
+    if stored != model.compute_dtype:
+        tables = dict.fromkeys(stack.embeddings.word_embeddings for stack in (model.encoder, model.decoder))
+        swaps.update({table: (table.embeddings, table.embeddings.value) for table in tables})
+    return swaps
+
+
+def _kept_weights(model, swaps: dict) -> list:
+    """The model's weights the export stores as they are (`model_variables`), in saving order."""
+    replaced = {id(variable.value) for variable, _ in swaps.values()}
+    return [w for w in model.weights if id(w.value) not in replaced]
 
 
 class GenerationModule(tf.Module):
@@ -79,20 +102,11 @@ class GenerationModule(tf.Module):
         # variables through the model writes each twice in the TF1 graph that TF Serving and
         # saved_model_cli load, and the copy the functions read is never restored there.
         self._keras = _Untracked(model)
-        # A graph-mode export multiplies by Keras' [in, out] kernels (`layers.in_out_kernels`): they replace
-        # the Dense kernels, so the SavedModel holds each weight once. The XLA variant keeps [out, in].
-        # Stored in float16, the word-embedding tables (the LM head) are replaced too.
-        # layer -> (the model variable it stops reading, the value stored instead)
-        swaps = {} if jit_compile else {layer: (layer.kernel, tf.transpose(layer.kernel.value))
-                                        for layer in _compat.sublayers(model) if isinstance(layer, layers.Dense)}
-        if stored != model.compute_dtype:
-            tables = dict.fromkeys(stack.embeddings.word_embeddings for stack in (model.encoder, model.decoder))
-            swaps.update({table: (table.embeddings, table.embeddings.value) for table in tables})
+        swaps = _stored_swaps(model, jit_compile, stored)
         self._keras.in_out = {layer: tf.Variable(tf.cast(value, stored), trainable=False)
                               for layer, (_, value) in swaps.items()}
         self.in_out_kernels = list(self._keras.in_out.values())
-        replaced = {id(variable.value) for variable, _ in swaps.values()}
-        self.model_variables = [w.value for w in model.weights if id(w.value) not in replaced]
+        self.model_variables = [w.value for w in _kept_weights(model, swaps)]
         self.weights_dtype = stored.name
         self.tokenizer = tokenizer
         self.config = config
@@ -327,6 +341,43 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
             json.dump(info, f, indent=2)
         _verify(tmp)
     return export_dir
+
+
+def read_export_info(path: str) -> dict:
+    """What `export_saved_model` recorded about a SavedModel (its model config, decoding options, storage)."""
+    info_path = os.path.join(path, EXPORT_INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise FileNotFoundError(f"{path} was not exported by tf_bert_seqgen ({EXPORT_INFO_FILE} missing)")
+    with open(info_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_model(export_dir: str):
+    """The `EncoderDecoder` an export holds, to fine-tune further or to generate with other options: built
+    from the export's config with the weights it stores (float16-stored ones come back as float32, with
+    float16's rounding). The export's decoding options are `read_export_info(export_dir)["generation"]`.
+    """
+    info = read_export_info(export_dir)
+    model = EncoderDecoder.from_config(info["model"])
+    swaps = _stored_swaps(model, info["jit_compile"], tf.as_dtype(info.get("weights_dtype") or model.compute_dtype))
+    kept, loaded = _kept_weights(model, swaps), tf.saved_model.load(export_dir)
+
+    def refuse(what):
+        raise ValueError(f"{export_dir}: its stored weights do not fit the model its config describes ({what}); "
+                         "was it written by another version of tf_bert_seqgen?")
+
+    if (len(kept), len(swaps)) != (len(loaded.model_variables), len(loaded.in_out_kernels)):
+        refuse(f"{len(loaded.model_variables)} + {len(loaded.in_out_kernels)} tensors for {len(kept)} + "
+               f"{len(swaps)} weights")
+    pairs = list(zip(kept, loaded.model_variables, strict=True)) + [
+        (variable, tf.transpose(value) if isinstance(layer, layers.Dense) else value)
+        for (layer, (variable, _)), value in zip(swaps.items(), loaded.in_out_kernels, strict=True)]
+    mismatched = [w.path for w, value in pairs if tuple(w.shape) != tuple(value.shape)]
+    if mismatched:
+        refuse(f"shapes differ for {', '.join(mismatched[:3])}")
+    for weight, value in pairs:
+        weight.assign(tf.cast(value, weight.dtype))
+    return model
 
 
 def _verify(export_dir: str):

@@ -13,12 +13,11 @@ from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
 from tf_bert_seqgen.config import read_config_json
-from tf_bert_seqgen.export import export_saved_model, next_version_dir
+from tf_bert_seqgen.export import export_saved_model, next_version_dir, read_export_info
 from tf_bert_seqgen.io_utils import atomic_file
 from tf_bert_seqgen.training.evaluate import (
     generate_batch,
     progress_bar,
-    read_export_info,
     savedmodel_generator,
 )
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from tf_bert_seqgen import _compat
 from tf_bert_seqgen import truecase as truecasing
-from tf_bert_seqgen.export import EXPORT_INFO_FILE
+from tf_bert_seqgen.export import read_export_info
 from tf_bert_seqgen.metrics import compute_metrics
 from tf_bert_seqgen.models import EncoderDecoder
 from tf_bert_seqgen.tokenizers import load_tokenizer  # also registers the tf-text ops SavedModels hold
@@ -145,15 +145,6 @@ class GenerationEvaluation(keras.callbacks.Callback):
 
 
 # --- models given by path: a SavedModel or a checkpoint directory ------------------------------------------
-
-def read_export_info(path: str) -> dict:
-    """What `export_saved_model` recorded about a SavedModel (its decoding options, versions)."""
-    info_path = os.path.join(path, EXPORT_INFO_FILE)
-    if not os.path.isfile(info_path):
-        raise FileNotFoundError(f"{path} was not exported by tf_bert_seqgen ({EXPORT_INFO_FILE} missing)")
-    with open(info_path, encoding="utf-8") as f:
-        return json.load(f)
-
 
 def savedmodel_generator(path: str, max_new_tokens: int | None = None, length_penalty: float | None = None,
                          num_beams: int | None = None):

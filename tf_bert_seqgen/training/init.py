@@ -7,6 +7,7 @@ import os
 from tf_bert_seqgen.checkpoints import bert
 from tf_bert_seqgen.checkpoints.files import resolve
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
+from tf_bert_seqgen.export import EXPORT_TOKENIZER_DIR, load_model
 from tf_bert_seqgen.models import EncoderDecoder
 from tf_bert_seqgen.tokenizers import load_tokenizer
 
@@ -19,7 +20,8 @@ INIT_FORMS = "bert:<dir>, share:<dir>, bert2rnd:<dir>, random[:<dir>] or model:<
 
 def parse_init(spec: str) -> tuple[str, str | None]:
     """`bert:<dir>` (BERT2BERT), `share:<dir>` (BERTSHARE), `bert2rnd:<dir>`, `random[:<dir>]` (RND2RND,
-    config from the directory), `model:<dir>` (continue from a saved EncoderDecoder) -> (kind, dir)."""
+    config from the directory), `model:<dir>` (continue from a saved EncoderDecoder or an exported
+    SavedModel) -> (kind, dir)."""
     kind, _, directory = spec.partition(":")
     if kind not in ("bert", "share", "bert2rnd", "random", "model"):
         raise ValueError(f"init must be {INIT_FORMS}; got {spec!r}")
@@ -48,6 +50,15 @@ def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_a
     def stack(config):
         return BertForSeqGenerationConfig.from_dict({**config.to_dict(), **overrides})
 
+    if kind == "model" and _is_saved_model(directory):
+        model = load_model(directory)  # an export: e.g. the shipped default, fine-tuned further
+        if not overrides:
+            return model
+        config = model.config
+        copy = EncoderDecoder.from_config(EncoderDecoderConfig(stack(config.encoder), stack(config.decoder),
+                                                               config.share, config.decoder_start_token_id))
+        copy.set_weights(model.get_weights())
+        return copy
     if kind == "model":
         if not overrides:
             return EncoderDecoder.from_pretrained(directory)
@@ -77,8 +88,14 @@ def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_a
 
 
 def load_init_tokenizer(spec: str, tokenizer_dir: str | None = None):
-    """The tokenizer of `tokenizer_dir`, else of the init directory."""
+    """The tokenizer of `tokenizer_dir`, else of the init directory (an export's: its assets.extra/tokenizer)."""
     directory = tokenizer_dir or parse_init(spec)[1]
     if directory is None:
         raise ValueError("init random without a directory needs tokenizer_dir")
+    if tokenizer_dir is None and _is_saved_model(directory):
+        directory = os.path.join(directory, EXPORT_TOKENIZER_DIR)
     return load_tokenizer(directory)
+
+
+def _is_saved_model(directory: str | None) -> bool:
+    return directory is not None and os.path.isfile(os.path.join(directory, "saved_model.pb"))

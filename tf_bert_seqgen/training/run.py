@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_bert_seqgen.export import export_saved_model, next_version_dir
+from tf_bert_seqgen.export import EXPORT_TOKENIZER_DIR, export_saved_model, next_version_dir
 from tf_bert_seqgen.training.data import make_dataset
 from tf_bert_seqgen.training.evaluate import GenerationEvaluation, evaluate_generation, float32_model
 from tf_bert_seqgen.training.init import build_model
@@ -237,10 +237,6 @@ def _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_ro
 
 def _next_export_dir(out_dir):
     return next_version_dir(os.path.join(out_dir, "export"))
-
-
-# Where `export_with_tokenizer` keeps the tokenizer's files inside a SavedModel (TF Serving ignores it).
-EXPORT_TOKENIZER_DIR = os.path.join("assets.extra", "tokenizer")
 
 
 def export_with_tokenizer(model, tokenizer, export_dir: str, **generation_options) -> str:
