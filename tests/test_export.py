@@ -12,7 +12,13 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig
-from tf_bert_seqgen.export import EXPORT_INFO_FILE, WARMUP_FILE, export_saved_model, load_model, next_version_dir
+from tf_bert_seqgen.export import (
+    EXPORT_INFO_FILE,
+    WARMUP_FILE,
+    export_saved_model,
+    load_model,
+    next_version_dir,
+)
 from tf_bert_seqgen.tokenizers import TF_SERVING_SAFE_OPS, BertForSeqGenerationTokenizer
 
 CORPUS = """The cat sat on the mat. The dog chased the cat, but the cat escaped.

@@ -3,7 +3,6 @@ references, and the Keras callback that reports them during training."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
