@@ -30,6 +30,10 @@ class TrainingHooks:
       input shapes (it cannot reduce a dict, and batches of different lengths differ between workers), and
       reduces the step's logs along axis 0, which scalars lack (tensorflow/tensorflow#72388). The model
       builds from int32 [batch, length] specs instead, and its logs are given a length-1 axis there.
+    - `fit` builds the model, optimizer and metrics from those specs before the first trace of the step,
+      with or without a strategy. Keras defers that to the trace when there is no strategy, and a trace
+      that creates variables makes `tf.function` trace the step a second time: twice the time to the
+      first batch.
     """
 
     def compile(self, optimizer="adam", loss=None, label_smoothing: float = 0.0, jit_compile="auto", **kwargs):
@@ -93,8 +97,6 @@ class TrainingHooks:
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # a Keras hook: _compat.OVERRIDDEN_HOOKS
-        if _compat.distribute_strategy_of(self) is None:
-            return
         ids = keras.KerasTensor((None, None), "int32")
         with self.distribute_strategy.scope():
             _compat.symbolic_build(self, ({"input_ids": ids, "attention_mask": ids, "labels": ids}, ids))
