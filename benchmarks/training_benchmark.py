@@ -73,7 +73,8 @@ def run_ours(size, setup, args) -> tuple[float, bool, float]:
     start = time.perf_counter()
     model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace, compile
     first = time.perf_counter() - start
-    model.fit(data, steps_per_epoch=max(args.warmup - 1, 1), epochs=1, verbose=0)  # warm up
+    if args.warmup > 1:  # the first step counts as one warm-up step, as for torch
+        model.fit(data, steps_per_epoch=args.warmup - 1, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
     return (time.perf_counter() - start) / args.steps, bool(model.jit_compile), first

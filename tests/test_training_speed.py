@@ -110,7 +110,6 @@ def test_xla_by_default_and_graph_mode_where_the_step_does_not_compile():
     assert model.jit_compile is True
 
     def numpy_loss(labels, logits):
-
         def record(y):
             batches.append(y.copy())
             return np.float32(0.0)

@@ -50,7 +50,7 @@ def all_reduce_sum_gradients(optimizer_super, grads_and_vars):
 # silently skip our override, so the test checks they still exist).
 OVERRIDDEN_HOOKS = (
     (keras.optimizers.Optimizer, "_all_reduce_sum_gradients"),  # training/optim.py: clip after the sum
-    (keras.Model, "_maybe_symbolic_build"),  # fit_hooks.py: build from int32 specs under a strategy
+    (keras.Model, "_maybe_symbolic_build"),  # fit_hooks.py: build from int32 specs before the first trace
 )
 
 

@@ -121,9 +121,9 @@ def run_setup(name, start_dir, tokenizer, args, splits, options, test=True):
     if not args.resume:
         shutil.rmtree(out, ignore_errors=True)
     start = time.time()
+    config = training_config(args, options["greedy"], warm_started=kind != "random")
     model, history = training.finetune(lambda: training.build_model(init, tokenizer, cross_attention=cross_attention),
-                                       tokenizer, splits["train"], out, training_config(args, options["greedy"], kind != "random"),
-                                       eval_data=splits["dev"], export=False)
+                                       tokenizer, splits["train"], out, config, eval_data=splits["dev"], export=False)
     result = {"init": init, "cross_attention": cross_attention, "parameters": model.count_params(),
               "seconds": round(time.time() - start, 1), "steps": int(model.optimizer.iterations.numpy()),
               "curve": {k: history[k] for k in ("step", "loss", "val_loss", "val_sari", "val_exact_match")},
@@ -273,8 +273,8 @@ def report_markdown(runs: dict) -> str:
              "stays at RND2RND's level (test SARI 8.0 and 8.0: both write a few fluent targets whatever the "
              "input); BERTSHARE with random cross-attention now learns to fuse (63.3, about what copying the "
              "source scores: 64.1 on the texts as written); the `-xself` starts lead, and BERT2BERT-xself "
-             "now edges out BERTSHARE-xself (67.4 against 66.9; on the first data set 65.8 against 69.8). So 500 steps on "
-             "ten times the data do not let random cross-attention learn to read the source in BERT2BERT: "
+             "now edges out BERTSHARE-xself (67.4 against 66.9; on the first data set 65.8 against 69.8). So "
+             "500 steps on ten times the data do not let random cross-attention learn to read the source in BERT2BERT: "
              "the paper's claim that BERT2BERT beats RND2RND is not reproduced at this budget (both fail); "
              "its runs are orders of magnitude longer.", ""]
     for tag, run in runs.items():
