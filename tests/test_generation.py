@@ -207,6 +207,70 @@ def test_copy_from_source_equals_transformers_prefix_allowed_tokens(pair, option
     assert any(not set(s[1:].tolist()) <= {*allowed[r // rows_per_example], 0} for r, s in enumerate(free))
 
 
+def _least_added_probability(hf, ids, mask, sequences, extra):
+    """The reference's side: for each returned row, the smallest probability the torch model gives an extra
+    token the row's source lacks, at the step it was written (teacher-forced); 1 where none was added."""
+    rows_per_example = len(sequences) // len(ids)
+    source = np.repeat(ids, rows_per_example, axis=0)
+    source_mask = np.repeat(mask, rows_per_example, axis=0)
+    with torch.no_grad():
+        logits = hf(input_ids=torch.tensor(source, dtype=torch.long), attention_mask=torch.tensor(source_mask),
+                    decoder_input_ids=torch.tensor(sequences[:, :-1], dtype=torch.long)).logits
+    probs = torch.softmax(logits, dim=-1).numpy()
+    least = np.ones(len(sequences))
+    for row, sequence in enumerate(sequences):
+        own = set(source[row][source_mask[row] > 0].tolist())
+        for position, token in enumerate(sequence[1:].tolist()):
+            if token == 1:  # eos: the row ends
+                break
+            if token in extra and token not in own:
+                least[row] = min(least[row], probs[row, position, token])
+    return least
+
+
+# Beams that end early (a low min_length) make alive and finished hypotheses reorder.
+UNSURE_CASES = [*COPY_CASES, dict(num_beams=4, min_length=4), dict(num_beams=3, min_length=3, num_return_sequences=3)]
+
+
+@pytest.mark.parametrize("options", UNSURE_CASES, ids=[str(c) for c in UNSURE_CASES])
+def test_rows_unsure_of_an_added_token_return_their_source(pair, options):
+    hf, model = pair
+    ids, mask = random_batch(np.random.default_rng(8), 4, 6, 40, min_length=3)
+    extra = tuple(range(20, 40))  # half the vocabulary, so that rows add tokens at several probabilities
+    common = dict(max_length=MAX_LENGTH, copy_from_source=True, extra_token_ids=extra, **options)
+    plain = model.generate(ids, mask, **common).numpy()
+    least = _least_added_probability(hf, ids, mask, plain, extra)
+    added = np.unique(least[least < 1])
+    assert len(added) >= 2, "the fixture should add extra tokens in several rows"
+    rows_per_example = len(plain) // len(ids)
+    # A threshold between each two neighbouring values: every row's least probability is checked.
+    for threshold in (added[:-1] + added[1:]) / 2:
+        kept = model.generate(ids, mask, min_added_token_probability=float(threshold), **common).numpy()
+        for row in range(len(plain)):
+            source = ids[row // rows_per_example][mask[row // rows_per_example] > 0].tolist()
+            expected = [2, *source, 1] + [0] * (MAX_LENGTH - len(source) - 2) if least[row] < threshold else plain[row]
+            np.testing.assert_array_equal(kept[row], expected, err_msg=f"row {row}: {least[row]} vs {threshold}")
+
+
+def test_an_unsure_rows_source_is_cut_at_max_length_like_any_output(pair):
+    _, model = pair
+    ids, mask = np.array([[5, 6, 0, 0, 0], [5, 6, 8, 10, 12]]), np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+    common = dict(max_length=5, copy_from_source=True, extra_token_ids=tuple(range(3, 40)), min_length=5)
+    plain = model.generate(ids, mask, **common).numpy()
+    kept = model.generate(ids, mask, min_added_token_probability=0.999, **common).numpy()
+    assert not np.array_equal(plain, kept)
+    np.testing.assert_array_equal(kept, [[2, 5, 6, 1, 0], [2, 5, 6, 8, 10]])  # start, source, eos if it fits
+
+
+def test_min_added_token_probability_is_checked(pair):
+    _, model = pair
+    with pytest.raises(ValueError, match="min_added_token_probability applies with copy_from_source"):
+        model.generate(np.array([[5, 6, 7]]), min_added_token_probability=0.5)
+    with pytest.raises(ValueError, match=r"min_added_token_probability must be in \[0, 1\), got 1.0"):
+        model.generate(np.array([[5, 6, 7]]), copy_from_source=True, extra_token_ids=[4],
+                       min_added_token_probability=1.0)
+
+
 def test_extra_token_ids_need_copy_from_source(pair):
     _, model = pair
     with pytest.raises(ValueError, match="copy_from_source"):

@@ -218,6 +218,29 @@ def test_export_of_an_uncased_model_returns_cased_text(tmp_path):
         "utc utc utc", "utc utc utc", "", "utc utc utc"]
 
 
+def test_export_returns_the_source_as_written_where_an_added_token_is_unsure(tmp_path):
+    """`min_added_token_probability`: "utc" is the one token a row may add; the model gives it p = e / (e + 1)
+    = 0.73 at every step (its LM head is its bias alone), so under a 0.9 threshold a row that adds it returns
+    its source exactly as written (spacing and case: no sentence case), whatever its length, and a row whose
+    source has "UTC" (nothing added) keeps its output."""
+    tokenizer = WordPieceTokenizer(VOCAB, lowercase=True, max_length=16)
+    model = _utc_model(tokenizer)
+    table = model.decoder.lm_head.embeddings.embeddings  # tied: zero word embeddings, logits = the bias
+    table.assign(tf.zeros_like(table))
+    bias = np.full(len(VOCAB), -50.0, np.float32)
+    bias[VOCAB.index("utc")], bias[3] = 1.0, 0.0  # 3: eos
+    model.decoder.lm_head.bias.assign(bias)
+    texts = ["It uses UTC.", "It  rains.", "", "the logs"]
+    options = dict(max_new_tokens=3, copy_from_source=True, extra_token_ids=[VOCAB.index("utc")])
+    for threshold, expected in ((0.0, ["UTC UTC UTC", "Utc utc utc", "", "Utc utc utc"]),
+                                (0.7, ["UTC UTC UTC", "Utc utc utc", "", "Utc utc utc"]),
+                                (0.9, ["UTC UTC UTC", "It  rains.", "", "the logs"])):
+        directory = str(tmp_path / str(threshold))
+        export_saved_model(model, tokenizer, directory, min_added_token_probability=threshold, **options)
+        serve = tf.saved_model.load(directory).signatures["serving_default"]
+        assert [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()] == expected, threshold
+
+
 def test_needed_only_for_uncased_tokenizers():
     assert truecase.needed(WordPieceTokenizer(VOCAB, lowercase=True))
     assert not truecase.needed(WordPieceTokenizer(VOCAB, lowercase=False))

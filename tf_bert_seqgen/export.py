@@ -4,7 +4,7 @@ Everything runs in one graph: preset preprocessing and tokenization (SentencePie
 encoder, the decode loop, detokenization. Loading needs only `tensorflow` and `tensorflow_text`:
 
     import tensorflow as tf, tensorflow_text  # registers the tokenizer ops
-    served = tf.saved_model.load("saved_models/fusion/4")
+    served = tf.saved_model.load("saved_models/fusion/5")
     served.signatures["serving_default"](text=tf.constant(["..."]))["generated_text"]
 
 Signatures (b = batch, s = source length, m = max_length, h = hidden):
@@ -183,9 +183,10 @@ class GenerationModule(tf.Module):
         return [a.concat() for a in arrays]
 
     def _generate_ids(self, ids, mask, dynamic):
-        """ids, mask [b, w] -> generated ids [b, m], max_batch_size rows per model call."""
-        spec = tf.TensorSpec([None, self.config.max_length], tf.int32)
-        return self._in_slices(lambda i, m: [self._decode(i, m, dynamic)], [ids, mask], [spec])[0]
+        """ids, mask [b, w] -> generated ids [b, m] and unsure [b] (`generation.build_generate_fn`),
+        max_batch_size rows per model call."""
+        specs = [tf.TensorSpec([None, self.config.max_length], tf.int32), tf.TensorSpec([None], tf.bool)]
+        return self._in_slices(lambda i, m: list(self._decode(i, m, dynamic)), [ids, mask], specs)
 
     def _generate_text(self, text, dynamic):
         """text [b] -> generated text [b] (cased and spaced from the source when `truecase`); a text without
@@ -194,11 +195,13 @@ class GenerationModule(tf.Module):
         has_tokens = tokens.row_lengths() > 0
         kept = tf.where(has_tokens)[:, 0]
         ids, mask = self._pad(tf.gather(tokens, kept))
-        generated = self._text_out(self._generate_ids(ids, mask, dynamic))
+        output_ids, unsure = self._generate_ids(ids, mask, dynamic)
+        generated = self._text_out(output_ids)
         if self.truecase:
             generated = truecasing.restore(tf.gather(text, kept), generated,
                                            strip_accents=getattr(self.tokenizer, "strip_accents", True),
                                            max_source_tokens=self.max_input_length)
+        generated = tf.where(unsure, tf.gather(text, kept), generated)  # kept as written, not re-cased
         return tf.tensor_scatter_nd_update(tf.fill(tf.shape(text), ""), kept[:, None], generated)
 
     def _dynamic(self, max_new_tokens=None, length_penalty=None):
@@ -233,7 +236,7 @@ class GenerationModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
     def serve_ids(self, input_ids, attention_mask):
-        return {"output_ids": self._generate_ids(input_ids, attention_mask, self._dynamic())}
+        return {"output_ids": self._generate_ids(input_ids, attention_mask, self._dynamic())[0]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
                                   tf.TensorSpec([None], tf.string, name="target_text")])

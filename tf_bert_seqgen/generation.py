@@ -43,6 +43,10 @@ class GenerationConfig:
     # only tokens of the row's own source, `extra_token_ids` (e.g. connectives) and eos may be generated.
     copy_from_source: bool = False
     extra_token_ids: tuple = ()
+    # Keep the source when unsure (as GECToR's minimum error probability): a row whose output adds an
+    # extra token its source lacks with a probability below this returns its source unchanged (as ids,
+    # cut at max_length like any output; as text, exactly as written). 0 turns it off.
+    min_added_token_probability: float = 0.0
     eos_token_id: int = 1
     pad_token_id: int = 0
     decoder_start_token_id: int = 2
@@ -52,6 +56,11 @@ class GenerationConfig:
         object.__setattr__(self, "extra_token_ids", tuple(int(i) for i in self.extra_token_ids))
         if self.extra_token_ids and not self.copy_from_source:
             raise ValueError("extra_token_ids only applies with copy_from_source=True")
+        if not 0.0 <= self.min_added_token_probability < 1.0:
+            raise ValueError(f"min_added_token_probability must be in [0, 1), got {self.min_added_token_probability}")
+        if self.min_added_token_probability and not (self.copy_from_source and self.extra_token_ids):
+            raise ValueError("min_added_token_probability applies with copy_from_source=True and extra_token_ids "
+                             "(the tokens a row may add to its source)")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
         most = self.num_return_sequences if self.do_sample and self.num_beams == 1 else self.num_beams
@@ -71,8 +80,12 @@ class GenerationConfig:
         """Options that change the graph; the rest are fed as tensors (no retracing when they change)."""
         return (self.max_length, self.num_beams, self.length_penalty_style, self.early_stopping,
                 self.no_repeat_ngram_size, self.num_return_sequences, self.do_sample, self.top_k,
-                self.copy_from_source, self.extra_token_ids, self.eos_token_id, self.pad_token_id,
-                self.decoder_start_token_id)
+                self.copy_from_source, self.extra_token_ids, self.min_added_token_probability > 0,
+                self.eos_token_id, self.pad_token_id, self.decoder_start_token_id)
+
+    @property
+    def keeps_unsure_sources(self) -> bool:
+        return self.min_added_token_probability > 0
 
 
 def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:
@@ -119,18 +132,50 @@ def forbid_early_eos(scores, cur_len, min_length, eos_token_id: int):
     return tf.where(tf.logical_and(is_eos, cur_len < min_length)[None, :], NEG_INF, scores)
 
 
+def _in_source(input_ids, attention_mask, vocab_size):
+    """[b, V] bool: the tokens at each row's unmasked positions. input_ids, attention_mask [b, s]."""
+    batch = tf.shape(input_ids)[0]
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(input_ids))
+    indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(input_ids, [-1])], axis=1)
+    return tf.scatter_nd(indices, tf.reshape(attention_mask, [-1]), tf.stack([batch, vocab_size])) > 0
+
+
+def _token_set(token_ids, vocab_size):
+    """[V] bool, true at `token_ids`."""
+    return tf.scatter_nd([[i] for i in token_ids], tf.ones([len(token_ids)], tf.int32), [vocab_size]) > 0
+
+
 def source_vocabulary_bias(input_ids, attention_mask, vocab_size, extra_token_ids, eos_token_id: int):
     """0 for the tokens of each row's source (unmasked positions), `extra_token_ids` and eos, and
     LARGE_NEGATIVE for every other token: added to the logits, it restricts decoding to copying.
     input_ids, attention_mask [b, s] -> [b, V] float32."""
-    batch = tf.shape(input_ids)[0]
-    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(input_ids))
-    indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(input_ids, [-1])], axis=1)
-    counts = tf.scatter_nd(indices, tf.reshape(attention_mask, [-1]), tf.stack([batch, vocab_size]))
-    always = tf.scatter_nd([[i] for i in (*extra_token_ids, eos_token_id)],
-                           tf.ones([len(extra_token_ids) + 1], tf.int32), [vocab_size])
-    allowed = tf.logical_or(counts > 0, always[None, :] > 0)
+    always = _token_set((*extra_token_ids, eos_token_id), vocab_size)
+    allowed = tf.logical_or(_in_source(input_ids, attention_mask, vocab_size), always[None, :])
     return tf.where(allowed, 0.0, LARGE_NEGATIVE)
+
+
+def added_tokens(input_ids, attention_mask, vocab_size, extra_token_ids):
+    """[b, V] bool: the extra tokens a row's source lacks, i.e. what copy-restricted decoding may add."""
+    return tf.logical_and(_token_set(extra_token_ids, vocab_size)[None, :],
+                          tf.logical_not(_in_source(input_ids, attention_mask, vocab_size)))
+
+
+def least_added_log_prob(least, log_probs, tokens, added):
+    """Running minimum of log p over the added tokens a row chose. least [N], log_probs [N, V] (the model's,
+    before the copy restriction), tokens [N] chosen, added [N, V] bool -> [N]; 0 until a row adds one."""
+    chosen = tf.gather(log_probs, tokens, batch_dims=1)
+    return tf.where(tf.gather(added, tokens, batch_dims=1), tf.minimum(least, chosen), least)
+
+
+def source_as_output(input_ids, attention_mask, config: GenerationConfig):
+    """Each source as a generated row: start token, source tokens, eos, pad, cut at max_length.
+    input_ids, attention_mask [b, s] (right-padded) -> [b, m] int32."""
+    length = tf.reduce_sum(attention_mask, axis=1)
+    batch = tf.shape(input_ids)[0]
+    rows = tf.concat([tf.fill([batch, 1], config.decoder_start_token_id),
+                      tf.where(attention_mask > 0, input_ids, config.pad_token_id),
+                      tf.fill([batch, config.max_length], config.pad_token_id)], axis=1)[:, :config.max_length]
+    return tf.where(tf.range(config.max_length)[None, :] == length[:, None] + 1, config.eos_token_id, rows)
 
 
 def top_k_filter(logits, top_k: int):
@@ -185,16 +230,19 @@ def _pad_after_eos(sequences, eos_token_id, pad_token_id):
 
 
 def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic):
-    """Greedy decoding (or sampling when config.do_sample). Returns [N, m] int32."""
+    """Greedy decoding (or sampling when config.do_sample). Returns sequences [N, m] int32 and the least
+    log p of an added token per row [N] (`least_added_log_prob`; zeros unless `keeps_unsure_sources`)."""
     m = config.max_length
     sequences = tf.fill([batch_size, m], config.pad_token_id)
     sequences = _write_column(sequences, 0, tf.fill([batch_size], config.decoder_start_token_id))
     finished = tf.zeros([batch_size], tf.bool)
+    least = tf.zeros([batch_size])
 
-    def body(cur_len, sequences, finished, cache):
+    def body(cur_len, sequences, finished, least, cache):
         tokens = tf.gather(sequences, [cur_len - 1], axis=1)
         logits, cache = step(tokens, cur_len - 1, cache)
         scores = logits[:, -1, :]
+        log_probs = tf.nn.log_softmax(scores) if config.keeps_unsure_sources else None
         scores = penalise_repeated_ngrams(scores, sequences, cur_len, config.no_repeat_ngram_size)
         scores = forbid_early_eos(scores, cur_len, dynamic["min_length"], config.eos_token_id)
         if config.copy_from_source:
@@ -206,20 +254,23 @@ def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic)
         else:
             next_tokens = tf.argmax(scores, axis=-1, output_type=tf.int32)
         next_tokens = tf.where(finished, config.pad_token_id, next_tokens)
+        if config.keeps_unsure_sources:
+            least = least_added_log_prob(least, log_probs, next_tokens, dynamic["added"])
         sequences = _write_column(sequences, cur_len, next_tokens)
         finished = tf.logical_or(finished, next_tokens == config.eos_token_id)
-        return cur_len + 1, sequences, finished, cache
+        return cur_len + 1, sequences, finished, least, cache
 
-    def cond(cur_len, sequences, finished, cache):
+    def cond(cur_len, sequences, finished, least, cache):
         return tf.logical_and(cur_len < dynamic["max_length"], tf.logical_not(tf.reduce_all(finished)))
 
-    _, sequences, _, _ = tf.while_loop(cond, body, (tf.constant(1), sequences, finished, cache),
-                                       maximum_iterations=m - 1)
-    return sequences
+    _, sequences, _, least, _ = tf.while_loop(cond, body, (tf.constant(1), sequences, finished, least, cache),
+                                              maximum_iterations=m - 1)
+    return sequences, least
 
 
 def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
-    """Beam search over alive and finished hypotheses. `cache` tensors have B*K rows. Returns [B*R, m]."""
+    """Beam search over alive and finished hypotheses. `cache` tensors have B*K rows. Returns sequences
+    [B*R, m] and the least log p of an added token per row [B*R] (zeros unless `keeps_unsure_sources`)."""
     m, k, eos = config.max_length, config.num_beams, config.eos_token_id
     k2 = 2 * k  # enough candidates that k survive even if k of them just ended
     alpha, style = dynamic["length_penalty"], config.length_penalty_style
@@ -236,6 +287,8 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         finished_sequences=alive_sequences,
         finished_scores=tf.fill([batch_size, k], LARGE_NEGATIVE),
         is_finished=tf.zeros([batch_size, k], tf.bool),
+        alive_least=tf.zeros([batch_size, k]),
+        finished_least=tf.zeros([batch_size, k]),
         can_improve=tf.ones([batch_size, 1], tf.bool),
         all_candidates_stop=tf.zeros([batch_size, k2], tf.bool),
         cache=cache,
@@ -250,6 +303,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         log_probs = penalise_repeated_ngrams(log_probs, flat(s["alive_sequences"]), cur_len,
                                              config.no_repeat_ngram_size)
         log_probs = forbid_early_eos(log_probs, cur_len, dynamic["min_length"], eos)
+        model_log_probs = log_probs
         if config.copy_from_source:  # after the log-softmax, as transformers' prefix_allowed_tokens_fn
             log_probs += dynamic["source_bias"]
         vocab = tf.shape(log_probs)[-1]
@@ -266,12 +320,19 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         origin, token = chosen // vocab, chosen % vocab  # [B, K2]
         candidates = _write_column(tf.gather(s["alive_sequences"], origin, batch_dims=1), cur_len, token)
         stops = tf.logical_or(token == eos, cur_len + 1 >= dynamic["max_length"])
+        candidate_least = tf.gather(s["alive_least"], origin, batch_dims=1)  # [B, K2]
+        if config.keeps_unsure_sources:
+            as_rows = lambda x: tf.reshape(x, [batch_size, -1])  # noqa: E731  [N, V] -> [B, K*V]
+            chosen_log_prob = tf.gather(as_rows(model_log_probs), chosen, batch_dims=1)
+            added = tf.gather(as_rows(dynamic["added"]), chosen, batch_dims=1)
+            candidate_least = tf.where(added, tf.minimum(candidate_least, chosen_log_prob), candidate_least)
 
         # Alive: the best k candidates that did not stop.
         alive_pick = tf.math.top_k(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, k=k).indices
         alive_sequences = tf.gather(candidates, alive_pick, batch_dims=1)
         alive_scores = tf.gather(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, alive_pick,
                                  batch_dims=1)
+        alive_least = tf.gather(candidate_least, alive_pick, batch_dims=1)
         rows = tf.range(batch_size)[:, None] * k + tf.gather(origin, alive_pick, batch_dims=1)
         cache = tf.nest.map_structure(lambda c: tf.gather(c, tf.reshape(rows, [-1])), cache)
 
@@ -287,6 +348,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         finished_sequences = tf.gather(tf.concat([s["finished_sequences"], candidates], 1), keep, batch_dims=1)
         finished_scores = tf.gather(merged_scores, keep, batch_dims=1)
         is_finished = tf.gather(tf.concat([s["is_finished"], just_finished], 1), keep, batch_dims=1)
+        finished_least = tf.gather(tf.concat([s["finished_least"], candidate_least], 1), keep, batch_dims=1)
 
         # Can an alive beam still beat the worst finished one? (The reference's heuristic, exactly.)
         cur_len = cur_len + 1
@@ -299,7 +361,8 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
         can_improve = s["can_improve"] & tf.reduce_any(best_alive > worst_finished, axis=-1, keepdims=True)
         new = dict(cur_len=cur_len, alive_sequences=alive_sequences, alive_scores=alive_scores,
                    finished_sequences=finished_sequences, finished_scores=finished_scores,
-                   is_finished=is_finished, can_improve=can_improve, all_candidates_stop=stops, cache=cache)
+                   is_finished=is_finished, alive_least=alive_least, finished_least=finished_least,
+                   can_improve=can_improve, all_candidates_stop=stops, cache=cache)
         # Gathers with batch_dims forget the static batch size; the loop needs it constant.
         tf.nest.map_structure(lambda a, b: a.set_shape(b.shape), new, s)
         return [new]
@@ -312,7 +375,7 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
 
     (state,) = tf.while_loop(cond, body, [state], maximum_iterations=m - 1)
     best = state["finished_sequences"][:, :config.num_return_sequences]
-    return tf.reshape(best, [-1, m])
+    return tf.reshape(best, [-1, m]), tf.reshape(state["finished_least"][:, :config.num_return_sequences], [-1])
 
 
 def bucket_length(length, limit):
@@ -341,7 +404,8 @@ def pad_to_bucket(input_ids, attention_mask, pad_token_id, limit):
 
 def build_generate_fn(model, config: GenerationConfig):
     """The whole generation (encoder + decode loop) for fixed static options, as a plain function of
-    (input_ids [b, s], attention_mask [b, s], dynamic options) -> ids [b * R, m]."""
+    (input_ids [b, s], attention_mask [b, s], dynamic options) -> ids [b * R, m] and unsure [b * R] bool:
+    the rows that returned their source (`min_added_token_probability`; a text path returns its text)."""
 
     def generate_fn(input_ids, attention_mask, dynamic):
         input_ids = tf.cast(input_ids, tf.int32)
@@ -349,10 +413,15 @@ def build_generate_fn(model, config: GenerationConfig):
         batch_size = tf.shape(input_ids)[0]
         rows_per_example = config.num_beams if config.num_beams > 1 else config.num_return_sequences
         encoder_states = model.encoder(input_ids, attention_mask)
+        vocab_size = model.config.decoder.vocab_size
         if config.copy_from_source:
-            bias = source_vocabulary_bias(input_ids, attention_mask, model.config.decoder.vocab_size,
-                                          config.extra_token_ids, config.eos_token_id)
+            bias = source_vocabulary_bias(input_ids, attention_mask, vocab_size, config.extra_token_ids,
+                                          config.eos_token_id)
             dynamic = {**dynamic, "source_bias": tf.repeat(bias, rows_per_example, axis=0)}  # [N, V]
+        if config.keeps_unsure_sources:
+            added = added_tokens(input_ids, attention_mask, vocab_size, config.extra_token_ids)
+            dynamic = {**dynamic, "added": tf.repeat(added, rows_per_example, axis=0)}  # [N, V]
+        sources = (input_ids, attention_mask)
         if rows_per_example > 1:
             # Once per request, not per step: every beam / sample row reads its example's encoder states.
             encoder_states = tf.repeat(encoder_states, rows_per_example, axis=0)
@@ -365,10 +434,14 @@ def build_generate_fn(model, config: GenerationConfig):
             return model.decoder.decode_step(tokens, position, cache, cross_cache, attention_mask)
 
         if config.num_beams > 1:
-            sequences = beam_search(step, batch_size, cache, config, dynamic)
+            sequences, least = beam_search(step, batch_size, cache, config, dynamic)
         else:
-            sequences = greedy_or_sample(step, rows, cache, config, dynamic)
-        return _pad_after_eos(sequences, config.eos_token_id, config.pad_token_id)
+            sequences, least = greedy_or_sample(step, rows, cache, config, dynamic)
+        unsure = least < tf.math.log(dynamic["min_added_token_probability"])  # all false at 0: log 0 = -inf
+        if config.keeps_unsure_sources:
+            source = source_as_output(*[tf.repeat(x, config.num_return_sequences, axis=0) for x in sources], config)
+            sequences = tf.where(unsure[:, None], source, sequences)
+        return _pad_after_eos(sequences, config.eos_token_id, config.pad_token_id), unsure
 
     return generate_fn
 
@@ -380,7 +453,8 @@ def dynamic_options(config: GenerationConfig) -> dict:
                 length_penalty=tf.constant(config.length_penalty, tf.float32),
                 temperature=tf.constant(config.temperature, tf.float32),
                 top_p=tf.constant(config.top_p, tf.float32),
-                seed=tf.constant(config.seed, tf.int32))
+                seed=tf.constant(config.seed, tf.int32),
+                min_added_token_probability=tf.constant(config.min_added_token_probability, tf.float32))
 
 
 # Traced generate functions per model and static options; dropped with the model.
@@ -405,4 +479,4 @@ def generate(model, input_ids, attention_mask=None, jit_compile=False, **options
     key = (config.static_key(), jit_compile)
     if key not in functions:
         functions[key] = tf.function(build_generate_fn(model, config), jit_compile=jit_compile, autograph=False)
-    return functions[key](tf.constant(input_ids), tf.constant(attention_mask), dynamic_options(config))
+    return functions[key](tf.constant(input_ids), tf.constant(attention_mask), dynamic_options(config))[0]
