@@ -99,6 +99,21 @@ def _size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+def _signatures(path: str) -> dict:
+    """The signatures' inputs and outputs, read from saved_model.pb as `saved_model_cli show` does: no
+    graph is loaded and no variable restored, so `info` answers in the time of an import."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    spec = lambda t: f"{tf.as_dtype(t.dtype).name}{tf.TensorShape(t.tensor_shape)}"  # noqa: E731  "string(None,)"
+    return {name: {"inputs": {k: spec(v) for k, v in signature.inputs.items()},
+                   "outputs": {k: spec(v) for k, v in signature.outputs.items()}}
+            for name, signature in proto.meta_graphs[0].signature_def.items()
+            if not name.startswith("__")}  # __saved_model_init_op: TF's own, not a serving signature
+
+
 def cmd_info(args):
     path = args.path
     kind = kind_of(path)
@@ -106,11 +121,7 @@ def cmd_info(args):
     if os.path.isdir(path):
         report["size_bytes"] = _size(path)
     if kind == "savedmodel":
-        loaded = tf.saved_model.load(path)
-        report["signatures"] = {
-            name: {"inputs": {k: f"{v.dtype.name}{v.shape}" for k, v in fn.structured_input_signature[1].items()},
-                   "outputs": {k: f"{v.dtype.name}{v.shape}" for k, v in fn.structured_outputs.items()}}
-            for name, fn in loaded.signatures.items()}
+        report["signatures"] = _signatures(path)
         try:
             report["export"] = read_export_info(path)
         except FileNotFoundError:
