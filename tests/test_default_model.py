@@ -25,19 +25,21 @@ def _generate(model_dir, texts, batch_size=64):
 def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_words():
     model_dir = default_model_dir()
     assert os.path.basename(os.path.dirname(model_dir)) == "fusion"
-    # Every third held-out pair (346 of 1,038): the figures of the whole split within 0.1 point (fusion/4:
-    # SARI on cased words 78.7 against 78.6, copying 59.6 both, novel words 5.6% against 5.7%) at a third of
-    # its beam-4 decoding time; benchmarks/warm_start/run.py scores the whole split.
+    # Every third held-out pair (346 of 1,038): the figures of the whole split within 0.3 point (fusion/5:
+    # SARI on cased words 71.8 against 71.5, copying 59.6 both, novel words 1.45% against 1.49%) at a third
+    # of its decoding time; benchmarks/warm_start/run.py scores the whole split.
     pairs = load_fusion_split("heldout")[::3]
     sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
     outputs = _generate(model_dir, sources)
     # Scored as written: case-sensitive, words split on whitespace ("bull - dog" is not "bull-dog").
     model = sari(sources, outputs, targets, lowercase=False, tokenize="none")
     copy = sari(sources, sources, targets, lowercase=False, tokenize="none")  # return the source unchanged
-    assert model >= copy + 5, (model, copy)  # fusion/4: 78.7 against 59.6
-    # Words in neither source nor target: fusion/4 writes 5.6% here, mostly a connective the target does not use
-    # ("If" where it has "When") and a sentence's first word replaced by "The"; issue 18 asks for 2%.
-    assert novel_word_rate(sources, outputs, targets) <= 0.06
+    assert model >= copy + 5, (model, copy)  # fusion/5: 71.8 against 59.6
+    # Words in neither source nor target (issue 18's bound: 2%): fusion/5 writes 1.45% here, mostly a connective
+    # the target does not use ("If" where it has "When"); fusion/4, without min_added_token_probability, 5.6%.
+    assert novel_word_rate(sources, outputs, targets) <= 0.02
+    # The threshold keeps the source where unsure, not everywhere: fusion/5 rewrites 177 of these 346.
+    assert sum(o != s for o, s in zip(outputs, sources, strict=True)) >= len(sources) // 3
     # Written as a person writes: every output opens with a capital letter, as every target does.
     assert all(o[:1].isupper() for o in outputs if o)
 
@@ -47,3 +49,4 @@ def test_default_model_is_the_documented_export():
         info = json.load(f)
     assert info["truecase"] is True and info["weights_dtype"] == "float16"
     assert info["generation"]["copy_from_source"] is True and info["generation"]["extra_token_ids"]
+    assert info["generation"]["min_added_token_probability"] == 0.6  # chosen on dev (warm_start/results.md)

@@ -5,7 +5,7 @@
 
     with beam.Pipeline() as p:
         generated, errors = (p | beam.Create([("a", "It rains. We stay in.")])
-                             | GenerateText("saved_models/fusion/4"))
+                             | GenerateText("saved_models/fusion/5"))
 
 `GenerateText` takes (key, text) pairs and returns two PCollections of JSON-ready dicts: `generated`,
 {"id": key, "text": text, "generated_text": ...} for each text the model ran on, and `errors`,
