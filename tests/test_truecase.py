@@ -232,13 +232,14 @@ def test_export_returns_the_source_as_written_where_an_added_token_is_unsure(tmp
     model.decoder.lm_head.bias.assign(bias)
     texts = ["It uses UTC.", "It  rains.", "", "the logs"]
     options = dict(max_new_tokens=3, copy_from_source=True, extra_token_ids=[VOCAB.index("utc")])
-    for threshold, expected in ((0.0, ["UTC UTC UTC", "Utc utc utc", "", "Utc utc utc"]),
-                                (0.7, ["UTC UTC UTC", "Utc utc utc", "", "Utc utc utc"]),
-                                (0.9, ["UTC UTC UTC", "It  rains.", "", "the logs"])):
-        directory = str(tmp_path / str(threshold))
-        export_saved_model(model, tokenizer, directory, min_added_token_probability=threshold, **options)
-        serve = tf.saved_model.load(directory).signatures["serving_default"]
-        assert [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()] == expected, threshold
+    ids = tokenizer(texts[:2] + texts[3:])
+    plain = model.generate(ids["input_ids"], ids["attention_mask"], **options).numpy()
+    below = model.generate(ids["input_ids"], ids["attention_mask"], min_added_token_probability=0.7, **options)
+    np.testing.assert_array_equal(below.numpy(), plain)  # 0.73 is not under 0.7: nothing changes
+    export_saved_model(model, tokenizer, str(tmp_path / "unsure"), min_added_token_probability=0.9, **options)
+    serve = tf.saved_model.load(str(tmp_path / "unsure")).signatures["serving_default"]
+    assert [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()] == [
+        "UTC UTC UTC", "It  rains.", "", "the logs"]  # without the threshold: "Utc utc utc" for both
 
 
 def test_needed_only_for_uncased_tokenizers():
