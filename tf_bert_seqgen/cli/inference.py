@@ -7,6 +7,7 @@ import os
 import sys
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from tf_bert_seqgen import truecase as truecasing
 from tf_bert_seqgen.checkpoints import tfhub
@@ -102,8 +103,6 @@ def _size(path):
 def _signatures(path: str) -> dict:
     """The signatures' inputs and outputs, read from saved_model.pb as `saved_model_cli show` does: no
     graph is loaded and no variable restored, so `info` answers in the time of an import."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
