@@ -24,7 +24,9 @@ tokenizer's own decoding; a cased tokenizer never needs it.
 
 Defined behaviour for odd input: a text with no source tokens (empty, whitespace) returns "" and never
 reaches the model; a batch larger than `max_batch_size` is run in slices of that size inside the graph,
-so memory stays that of one slice; invalid UTF-8 is refused with an error that says so.
+so memory stays that of one slice; invalid UTF-8 is refused with an error that says so. With
+`min_added_token_probability` (copy-restricted decoding), a text whose output would add a word the model
+is unsure of comes back exactly as written.
 """
 
 from __future__ import annotations
