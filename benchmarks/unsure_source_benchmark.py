@@ -23,21 +23,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensorflow as tf  # noqa: E402
 from common import describe_machine  # noqa: E402
 
-from tf_bert_seqgen import export  # noqa: E402
+from tf_bert_seqgen import export, training  # noqa: E402
 from tf_bert_seqgen.cli.sources import default_model_dir  # noqa: E402
 from tf_bert_seqgen.data import load_fusion_split  # noqa: E402
-from tf_bert_seqgen.tokenizers import load_tokenizer  # noqa: E402
-
-OPTIONS = ("num_beams", "max_length", "length_penalty", "copy_from_source", "extra_token_ids")
 
 
 def export_without_threshold(model_dir: str, out_dir: str) -> str:
-    """The default model's weights and decoding, `min_added_token_probability` 0."""
-    generation = export.read_export_info(model_dir)["generation"]
-    tokenizer = load_tokenizer(os.path.join(model_dir, export.EXPORT_TOKENIZER_DIR))
-    export.export_saved_model(export.load_model(model_dir), tokenizer, out_dir, weights_dtype="float16",
-                              **{k: generation[k] for k in OPTIONS})
-    return out_dir
+    """The default model's weights and its whole decoding, `min_added_token_probability` 0."""
+    info = export.read_export_info(model_dir)
+    spec = f"model:{model_dir}"
+    return export.export_saved_model(training.build_model(spec), training.load_init_tokenizer(spec), out_dir,
+                                     weights_dtype=info["weights_dtype"], truecase=info["truecase"],
+                                     max_input_length=info["max_input_length"],
+                                     **{**info["generation"], "min_added_token_probability": 0.0})
 
 
 def ms_per_text(model_dir: str, texts: list[str], batch: int, repeats: int) -> float:

@@ -80,7 +80,7 @@ class GenerationConfig:
         """Options that change the graph; the rest are fed as tensors (no retracing when they change)."""
         return (self.max_length, self.num_beams, self.length_penalty_style, self.early_stopping,
                 self.no_repeat_ngram_size, self.num_return_sequences, self.do_sample, self.top_k,
-                self.copy_from_source, self.extra_token_ids, self.min_added_token_probability > 0,
+                self.copy_from_source, self.extra_token_ids, self.keeps_unsure_sources,
                 self.eos_token_id, self.pad_token_id, self.decoder_start_token_id)
 
     @property
