@@ -220,27 +220,27 @@ class GenerationModule(tf.Module):
 
     # -- signatures -----------------------------------------------------------------------------------
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
         return {"generated_text": self._generate_text(text, self._dynamic())}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):
         """`hub.load(path)(texts)` and `hub.KerasLayer(path)`: text [b] -> generated text [b]."""
         return self.serve_text(text)["generated_text"]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([], tf.int32, name="max_new_tokens"),
                                   tf.TensorSpec([], tf.float32, name="length_penalty")])
     def serve_text_with_options(self, text, max_new_tokens, length_penalty):
         return {"generated_text": self._generate_text(text, self._dynamic(max_new_tokens, length_penalty))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
     def serve_ids(self, input_ids, attention_mask):
         return {"output_ids": self._generate_ids(input_ids, attention_mask, self._dynamic())[0]}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
                                   tf.TensorSpec([None], tf.string, name="target_text")])
     def serve_score(self, source_text, target_text):
         """Sum of log p(target token | source, previous tokens) over the target and its eos."""
@@ -269,7 +269,7 @@ class GenerationModule(tf.Module):
         log_likelihood = tf.reduce_sum(token_log_likelihood(labels, logits) * label_mask, axis=1)
         return [log_likelihood, tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_encode(self, text):
         ids, mask = self._source(text)
         model = self._keras.model
