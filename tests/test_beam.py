@@ -36,7 +36,7 @@ def _jsonl(pattern):
     return [json.loads(line) for path in sorted(glob.glob(pattern)) for line in open(path, encoding="utf-8")]
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_batch_command_on_two_worker_processes(exported, tmp_path, capsys):  # noqa: F811
     _, model_dir = exported
     (tmp_path / "in").mkdir()

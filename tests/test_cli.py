@@ -148,6 +148,7 @@ def _user_env():
     return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
+@pytest.mark.large
 def test_command_line_is_quiet_unless_verbose(checkpoint, tmp_path):
     plain = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.constant(1) + 1)"],
                            env=_user_env(), capture_output=True, text=True, timeout=300)

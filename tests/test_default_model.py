@@ -7,6 +7,7 @@ against the targets as written."""
 import json
 import os
 
+import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the tokenizer ops
 
@@ -22,6 +23,7 @@ def _generate(model_dir, texts, batch_size=64):
             for t in served(text=tf.constant(texts[start:start + batch_size]))["generated_text"].numpy()]
 
 
+@pytest.mark.large
 def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_words():
     model_dir = default_model_dir()
     assert os.path.basename(os.path.dirname(model_dir)) == "fusion"

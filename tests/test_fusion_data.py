@@ -350,7 +350,7 @@ def _packages_installed():
     return True
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_rebuild_is_deterministic_and_reproduces_shipped_files(tmp_path):
     """With the recorded package versions and interpreter, a rebuild is byte-identical to the shipped files.
     Docstrings change between Python versions, so elsewhere the check is that two rebuilds are identical.

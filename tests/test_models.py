@@ -160,7 +160,7 @@ def test_single_stack_directories(tmp_path):
     assert np.abs(decoder(ids[:, :4], states, mask).numpy() - ref_logits).max() <= 1e-4
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_full_size_shared_model_builds_and_counts_like_transformers():
     from transformers import BertGenerationConfig, EncoderDecoderModel
     from transformers import EncoderDecoderConfig as HFEncoderDecoderConfig

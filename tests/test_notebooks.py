@@ -141,7 +141,7 @@ def _outputs(nb, output_type=None):
             if output_type is None or o.output_type == output_type]
 
 
-@pytest.mark.slow
+@pytest.mark.large
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom(name, tmp_path, offline_kernel_env):
     nb = execute(name, tmp_path)

@@ -27,7 +27,7 @@ def _newest_default_model_version():
     return max(int(v) for v in os.listdir(root) if re.fullmatch(r"\d+", v))
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_wheel_installs_without_the_source_tree_and_runs_from_any_directory(tmp_path, capsys):
     source = tmp_path / "source"
     source.mkdir()

@@ -28,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 TEST_COMMAND = 'pip install -e ".[test,beam]" && python -m pytest'
+LARGE_TIER_COMMAND = "python -m pytest --run_large -m large"
 RUN_COMMAND = 'pip install -e . && tf-bert-seqgen generate "'
 EXECUTED_LANGUAGES = ("python", "bash")
 
@@ -116,7 +117,7 @@ def run_blocks(to_run: list[dict], tmp_path: Path):
     assert result.stdout.count("=== ok in") == len(to_run)
 
 
-@pytest.mark.slow
+@pytest.mark.large
 def test_readme_examples_run(tmp_path):
     run_blocks([b for b in blocks(README.read_text(encoding="utf-8")) if chained(b)], tmp_path)
 
@@ -128,6 +129,7 @@ def test_ci_runs_the_readme_test_command():
     assert commands == [TEST_COMMAND], commands
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert TEST_COMMAND in ci_lines, ".ci/run must run the README's test command verbatim"
+    assert LARGE_TIER_COMMAND in ci_lines and LARGE_TIER_COMMAND in text, "CI runs the large tier the README names"
     assert any(line.strip().startswith(RUN_COMMAND) for b in blocks(text) for line in b["source"].splitlines()), \
         "the README's quick start runs the main job with `pip install -e . && tf-bert-seqgen generate`"
 

@@ -16,7 +16,7 @@ def test_the_slow_shell_examples_are_standalone():
         assert command in sources, command
 
 
-@pytest.mark.slow
+@pytest.mark.large
 @pytest.mark.parametrize("block", STANDALONE, ids=[f"line{b['line']}" for b in STANDALONE])
 def test_standalone_example_runs_in_a_fresh_directory(block, tmp_path):
     run_blocks([block], tmp_path)

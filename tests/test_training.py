@@ -319,6 +319,7 @@ _WORKER = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__f
            "test_training._sgd_worker(sys.argv[1:])")
 
 
+@pytest.mark.large
 def test_two_worker_multi_worker_mirrored_strategy(tiny_dir, tokenizer, tmp_path, monkeypatch):
     """Two processes on 127.0.0.1 train together (all-reduce every step), end with identical weights, and
     match one process training on the same global batches (gradients averaged, clipped after the sum)."""
