@@ -28,9 +28,8 @@ def pytest_collection_modifyitems(config, items):
     are a tier, not a condition this machine lacks."""
     if not config.getoption("--run_large"):
         large = [item for item in items if item.get_closest_marker("large")]
-        if large:
-            config.hook.pytest_deselected(items=large)
-            items[:] = [item for item in items if not item.get_closest_marker("large")]
+        config.hook.pytest_deselected(items=large)
+        items[:] = [item for item in items if item not in large]
 
     def rank(item):
         name = os.path.basename(str(item.fspath))
