@@ -12,6 +12,7 @@ import os
 import time
 
 import tensorflow as tf
+from avx2_only import is_capped
 
 
 def onednn_enabled() -> bool | None:
@@ -38,7 +39,11 @@ def describe_machine(threads: int) -> str:
     from tf_bert_seqgen import cpu  # here, not at the top: the serving client process must not load us
 
     backend = {True: "oneDNN", False: "Eigen", None: "unknown"}[onednn_enabled()]
-    return f"{cpu.describe()}; TensorFlow {tf.__version__}, graph-mode products on {backend}; {threads} threads"
+    line = f"{cpu.describe()}; TensorFlow {tf.__version__}, graph-mode products on {backend}; {threads} threads"
+    if is_capped():
+        line += ("; AVX2-ONLY EMULATION (benchmarks/avx2_only.py): TensorFlow on Eigen, XLA and PyTorch capped "
+                 "at AVX2, this CPU's caches and bandwidth")
+    return line
 
 
 class BandwidthProbe:

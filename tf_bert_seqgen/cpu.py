@@ -19,22 +19,29 @@ _NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 @functools.lru_cache(maxsize=1)
 def _cpuinfo() -> tuple[str, frozenset[str]]:
-    """(model name, flags) of the first processor in /proc/cpuinfo; the platform's name and no flags
-    where there is no such file (macOS, Windows)."""
+    """(model name, flags) of this machine; the platform's name and no flags where there is no
+    /proc/cpuinfo (macOS, Windows)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            text = f.read()
+            return parse_cpuinfo(f.read())
     except OSError:
         return platform.processor() or platform.machine(), frozenset()
-    model, flags = platform.machine(), frozenset()
+
+
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    """(model name, flags) of the first processor in a /proc/cpuinfo text. Virtual machines often
+    report a bare "AMD EPYC", so the name carries the family and model numbers, which tell one
+    generation from the next."""
+    fields = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == platform.machine():
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = frozenset(value.split())
-    return model, flags
+        if not key.strip():  # the blank line that ends the first processor
+            break
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name", platform.machine())
+    if "cpu family" in fields and "model" in fields:
+        model += f" (family {fields['cpu family']}, model {fields['model']})"
+    return model, frozenset(fields.get("flags", fields.get("Features", "")).split())
 
 
 def model_name() -> str:
