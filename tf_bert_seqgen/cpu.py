@@ -59,7 +59,7 @@ def has_native_bfloat16() -> bool:
 
 
 def describe() -> str:
-    """One line for benchmark output, e.g. 'AMD EPYC, 2 cores; avx2 fma avx512f avx512_bf16 (no amx_bf16 ...)'."""
+    """One line for benchmark output, e.g. 'CPU: AMD EPYC (family 25, model 17), 2 cores; flags: avx2 fma ... (no amx_bf16 ...)'."""
     have = [flag for flag in RELEVANT_FLAGS if flag in flags()]
     missing = [flag for flag in RELEVANT_FLAGS if flag not in flags()]
     text = f"CPU: {model_name()}, {os.cpu_count()} cores; flags: {' '.join(have) or 'none known'}"
