@@ -13,6 +13,7 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig, cli
+from tf_bert_seqgen.export import read_export_info
 from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, load_tokenizer
 
 CORPUS = "The cat sat on the mat. The dog ran home, but it came back. If it rains, we stay in.\n"
@@ -78,6 +79,7 @@ def test_export_then_generate_and_info_on_the_savedmodel(checkpoint, tmp_path, c
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "savedmodel" and "score" in info["signatures"]
     assert info["export"]["generation"]["max_length"] == 6
+    assert info["export"]["batch_timeout_micros"] == 1000  # concurrent calls batched by default
     cli.main(["info", checkpoint])
     assert json.loads(capsys.readouterr().out)["config"]["model_type"] == "encoder-decoder"
 
@@ -97,8 +99,10 @@ def test_convert_and_export_a_tf_hub_module(tmp_path, capsys):
     assert {"config.json", "model.safetensors", "spiece.model"} <= set(os.listdir(tmp_path / "converted"))
     model = EncoderDecoder.from_pretrained(str(tmp_path / "converted"))
     assert model.config.share
-    cli.main(["export", str(module_dir), "--out", str(tmp_path / "served"), "--max-new-tokens", "4", "--num-heads", "4"])
+    cli.main(["export", str(module_dir), "--out", str(tmp_path / "served"), "--max-new-tokens", "4", "--num-heads", "4",
+              "--no-request-batching"])
     capsys.readouterr()
+    assert read_export_info(str(tmp_path / "served"))["batch_timeout_micros"] is None
     out = subprocess.run([sys.executable, "-c", "import sys, tensorflow as tf, tensorflow_text;"
                           "m = tf.saved_model.load(sys.argv[1]);"
                           "print(m.signatures['serving_default'](text=tf.constant(['a b']))['generated_text'].shape)",

@@ -150,6 +150,63 @@ def test_large_batches_run_in_slices_with_the_same_results(sliced, tokenizer, tm
         assert json.load(f)["max_batch_size"] == 2
     with pytest.raises(ValueError, match="max_batch_size"):
         export_saved_model(model, tokenizer, str(tmp_path / "bad"), max_batch_size=0)
+    with pytest.raises(ValueError, match="batch_timeout_micros must be >= 0"):
+        export_saved_model(model, tokenizer, str(tmp_path / "bad"), batch_timeout_micros=-1)
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def _batch_ops(directory):
+    """(shared_name, max_batch_size, batch_timeout_micros) of each BatchFunction node in the SavedModel."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    nodes = [node for meta in proto.meta_graphs for function in meta.graph_def.library.function
+             for node in function.node_def if node.op == "BatchFunction"]
+    return {(n.attr["shared_name"].s.decode(), n.attr["max_batch_size"].i, n.attr["batch_timeout_micros"].i)
+            for n in nodes}
+
+
+def test_concurrent_calls_are_batched_and_each_gets_its_own_strings(exported, sliced, tokenizer):
+    """Threads call two exports loaded side by side, all at once: one text or a whole sliced batch per call,
+    through `serving_default` or `generate_with_options` with other options. Every call gets back the rows
+    of its own texts, as a lone call gives them, however the batch op joined and split the calls (rows of
+    several option sets in one batch decode apart). Each export has its own batch queue."""
+    import threading
+
+    (exported_op,), (sliced_op,) = _batch_ops(exported[1]), _batch_ops(sliced[1])
+    assert exported_op[1:] == (32, 1000) and sliced_op[1:] == (2, 1000)
+    assert exported_op[0] != sliced_op[0], "two exports must not share a batch queue"
+    texts = [t for t in CORPUS.splitlines() if t] + ["", "The cat sat."]
+    sliced_options = {k: v for k, v in SLICED.items() if k != "max_batch_size"}
+    exported_loaded = tf.saved_model.load(exported[1])
+    with_options = exported_loaded.signatures["generate_with_options"]
+    served = {
+        "exported": (exported_loaded.signatures["serving_default"],
+                     _expected(exported[0], tokenizer, texts, **EXPORTED)),
+        "shorter": (lambda text: with_options(text=text, max_new_tokens=tf.constant(3), length_penalty=tf.constant(0.6)),
+                    _expected(exported[0], tokenizer, texts, **{**EXPORTED, "max_new_tokens": 3})),
+        "sliced": (tf.saved_model.load(sliced[1]).signatures["serving_default"],
+                   _expected(sliced[0], tokenizer, texts, **sliced_options))}
+    assert served["shorter"][1] != served["exported"][1], "options that change the output"
+    calls = [(name, [i]) for name in served for i in range(len(texts))] + [("sliced", list(range(len(texts))))]
+    results, barrier = {}, threading.Barrier(len(calls))
+
+    def call(key):
+        name, rows = calls[key]
+        barrier.wait()  # all at once, so that calls meet in the batch queues
+        out = served[name][0](text=tf.constant([texts[i] for i in rows]))["generated_text"].numpy()
+        results[key] = [t.decode() for t in out]
+
+    threads = [threading.Thread(target=call, args=(key,)) for key in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert len(results) == len(calls)
+    for key, (name, rows) in enumerate(calls):
+        assert results[key] == [served[name][1][i] for i in rows], (name, rows)
 
 
 def test_tf_hub_load_and_keras_layer_call_the_default_signature(exported):
@@ -374,10 +431,12 @@ def test_export_is_atomic_and_never_overwrites(exported, tokenizer, monkeypatch)
 
 def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
     model = _model(tokenizer, True, seed=5)
-    export_saved_model(model, tokenizer, str(tmp_path / "xla"), jit_compile=True, max_new_tokens=8)
+    export_saved_model(model, tokenizer, str(tmp_path / "xla"), jit_compile=True, max_new_tokens=8,
+                       batch_timeout_micros=None)
     loaded = tf.saved_model.load(str(tmp_path / "xla"))
     out = loaded.signatures["serving_default"](text=tf.constant(TEXTS[:2]))["generated_text"].numpy()
     assert [s.decode() for s in out] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=8)
+    assert _batch_ops(str(tmp_path / "xla")) == set(), "batch_timeout_micros=None: calls are not batched"
 
 
 def test_load_model_gives_back_the_exported_model(exported, tmp_path):

@@ -22,6 +22,15 @@ from the source, English rules for new material; "if topdown is false , the trip
 is false, the triple ..."): every text signature returns that text. `truecase=False` at export keeps the
 tokenizer's own decoding; a cased tokenizer never needs it.
 
+Concurrent calls of the text signatures (`serving_default`, the module's `__call__`, `generate_with_options`)
+are batched inside the graph (`batch_timeout_micros`, TF's BatchFunction op): calls of up to `max_batch_size`
+texts that arrive while a batch runs, or within the timeout, run as one batch, one batch at a time (rows
+with other options in their own decode). A decode step streams the
+same weights for one row or thirty-two, so concurrent clients share each pass over them, and calls are
+served in arrival order instead of interleaving op by op. A larger call runs directly, in slices.
+`batch_timeout_micros=None` leaves this out (a server that batches its own requests, such as TF Serving
+with `--enable_batching`, gains little from it).
+
 Defined behaviour for odd input: a text with no source tokens (empty, whitespace) returns "" and never
 reaches the model; a batch larger than `max_batch_size` is run in slices of that size inside the graph,
 so memory stays that of one slice; invalid UTF-8 is refused with an error that says so. With
@@ -35,6 +44,7 @@ import contextlib
 import json
 import os
 import re
+import uuid
 
 import tensorflow as tf
 
@@ -52,6 +62,11 @@ EXPORT_TOKENIZER_DIR = os.path.join("assets.extra", "tokenizer")
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
 # Rows one model call takes at most: beam 4 over 32 texts of the full-size model holds a 3 GB cache.
 DEFAULT_MAX_BATCH_SIZE = 32
+# How long a lone call of the default signature waits for others to batch with. Calls that arrive while a
+# batch runs are batched whatever the timeout; a generation takes 0.3-3 s, so 1 ms is lost in its noise.
+DEFAULT_BATCH_TIMEOUT_MICROS = 1000
+# Batches the BatchFunction op holds before a call is refused ("queue is full"): 100 x max_batch_size texts.
+_MAX_ENQUEUED_BATCHES = 100
 
 
 class _Untracked:
@@ -87,19 +102,27 @@ class GenerationModule(tf.Module):
 
     def __init__(self, model, tokenizer, config: generation.GenerationConfig, max_input_length: int,
                  jit_compile: bool = False, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-                 truecase: bool | None = None, weights_dtype: str | None = None):
+                 truecase: bool | None = None, weights_dtype: str | None = None,
+                 batch_timeout_micros: int | None = DEFAULT_BATCH_TIMEOUT_MICROS):
         super().__init__(name="tf_bert_seqgen")
         if max_input_length > model.config.encoder.max_position_embeddings:
             raise ValueError(f"max_input_length {max_input_length} exceeds the encoder's max_position_embeddings "
                              f"({model.config.encoder.max_position_embeddings})")
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if batch_timeout_micros is not None and batch_timeout_micros < 0:
+            raise ValueError(f"batch_timeout_micros must be >= 0 (or None: no batching of calls), "
+                             f"got {batch_timeout_micros}")
         stored = tf.as_dtype(weights_dtype or model.compute_dtype)
         if stored != model.compute_dtype and (jit_compile or stored != tf.float16 or model.compute_dtype != "float32"):
             raise ValueError(f"weights_dtype={weights_dtype!r}: only a graph-mode export of a float32 model can "
                              f"store its weights in float16 (this is a {model.compute_dtype} model"
                              + (", exported with jit_compile=True)" if jit_compile else ")"))
         self.max_batch_size = max_batch_size
+        self.batch_timeout_micros = batch_timeout_micros
+        # The batch op's queue is found by this name in the process: unique, so that two exports loaded
+        # side by side never batch each other's calls.
+        self._batch_queue = f"tf_bert_seqgen_{uuid.uuid4().hex}"
         # The SavedModel tracks the model's plain tf.Variables, not the Keras model: saving Keras 3
         # variables through the model writes each twice in the TF1 graph that TF Serving and
         # saved_model_cli load, and the copy the functions read is never restored there.
@@ -124,6 +147,8 @@ class GenerationModule(tf.Module):
                 return generate_fn(ids, mask, dynamic)
 
         self._decode = tf.function(decode, jit_compile=jit_compile, autograph=False)
+        self._generate_rows_fn = tf.function(self._generate_rows, autograph=False, input_signature=[
+            tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)])
 
     def tracing(self):
         """The context every trace of this module's functions runs in (the kernels' layout)."""
@@ -220,9 +245,44 @@ class GenerationModule(tf.Module):
 
     # -- signatures -----------------------------------------------------------------------------------
 
+    def _generate_rows(self, text, max_new_tokens, length_penalty):
+        """text, max_new_tokens, length_penalty [b] -> generated text [b]. Rows that share their options
+        decode together: one group for one call, more when the batch op joined calls with other options."""
+        key = tf.cast(max_new_tokens, tf.int64) * 2 ** 32 + tf.cast(tf.bitcast(length_penalty, tf.uint32), tf.int64)
+        options, group = tf.unique(key)
+
+        def body(i, generated):
+            rows = tf.where(group == i)[:, 0]
+            first = rows[0]
+            texts = self._generate_text(tf.gather(text, rows),
+                                        self._dynamic(max_new_tokens[first], length_penalty[first]))
+            return i + 1, tf.tensor_scatter_nd_update(generated, rows[:, None], texts)
+
+        _, generated = tf.while_loop(lambda i, _: i < tf.size(options), body, (0, tf.fill(tf.shape(text), "")))
+        return generated
+
+    def _batched_calls(self, text, max_new_tokens, length_penalty):
+        """text [b], max_new_tokens [], length_penalty [] -> generated text [b]. A call of up to
+        max_batch_size texts goes through the batch op, which joins concurrent calls (of either text
+        signature) into one batch of their rows, never padded, and runs one batch at a time."""
+        rows = [text, tf.fill(tf.shape(text), max_new_tokens), tf.fill(tf.shape(text), length_penalty)]
+        generate = self._generate_rows_fn.get_concrete_function()
+        if self.batch_timeout_micros is None:
+            return generate(*rows)
+
+        def batched():
+            return tf.raw_ops.BatchFunction(
+                in_tensors=rows, captured_tensors=generate.captured_inputs, f=generate, Tout=[tf.string],
+                num_batch_threads=1, max_batch_size=self.max_batch_size, allowed_batch_sizes=[],
+                batch_timeout_micros=self.batch_timeout_micros, max_enqueued_batches=_MAX_ENQUEUED_BATCHES,
+                shared_name=self._batch_queue, enable_large_batch_splitting=True)[0]
+
+        return tf.cond(tf.size(text) <= self.max_batch_size, batched, lambda: generate(*rows))
+
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        return {"generated_text": self._generate_text(text, self._dynamic())}
+        default = self.config
+        return {"generated_text": self._batched_calls(text, default.max_length - 1, default.length_penalty)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):
@@ -233,7 +293,7 @@ class GenerationModule(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="max_new_tokens"),
                                   tf.TensorSpec([], tf.float32, name="length_penalty")])
     def serve_text_with_options(self, text, max_new_tokens, length_penalty):
-        return {"generated_text": self._generate_text(text, self._dynamic(max_new_tokens, length_penalty))}
+        return {"generated_text": self._batched_calls(text, max_new_tokens, length_penalty)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
@@ -314,6 +374,7 @@ def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
 def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: int | None = None,
                        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, jit_compile: bool = False,
                        overwrite: bool = False, truecase: bool | None = None, weights_dtype: str | None = None,
+                       batch_timeout_micros: int | None = DEFAULT_BATCH_TIMEOUT_MICROS,
                        **generation_options) -> str:
     """Writes the SavedModel (with a TF Serving warm-up file) to `export_dir`, atomically.
 
@@ -324,6 +385,8 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
         the tokenizer lowercases (an uncased vocabulary), which is when it is needed.
     weights_dtype: "float16" stores a float32 model's matrices (Dense kernels, word embeddings) in half the
         bytes; each model call casts them back to float32 once (graph-mode exports). None: the model's dtype.
+    batch_timeout_micros: how long a call of the default signature waits for concurrent calls to join its
+        batch (calls that arrive while a batch runs join the next one anyway); None: calls are not batched.
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """
     config = generation.resolve_config(model.config, **generation_options)
@@ -333,13 +396,15 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
                                                model.config.encoder.max_position_embeddings)
     warn_if_bfloat16_is_emulated(model.compute_dtype)
     module = GenerationModule(model, tokenizer, config, max_input_length, jit_compile=jit_compile,
-                              max_batch_size=max_batch_size, truecase=truecase, weights_dtype=weights_dtype)
+                              max_batch_size=max_batch_size, truecase=truecase, weights_dtype=weights_dtype,
+                              batch_timeout_micros=batch_timeout_micros)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         with module.tracing():
             tf.saved_model.save(module, tmp, signatures=module.signatures())
         _write_warmup_requests(tmp)
         info = {"generation": {k: v for k, v in vars(config).items()}, "max_input_length": max_input_length,
-                "max_batch_size": max_batch_size, "jit_compile": jit_compile, "truecase": module.truecase,
+                "max_batch_size": max_batch_size, "batch_timeout_micros": batch_timeout_micros,
+                "jit_compile": jit_compile, "truecase": module.truecase,
                 "weights_dtype": module.weights_dtype,
                 "model": model.config.to_dict(), "tokenizer": type(tokenizer).__name__}
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:

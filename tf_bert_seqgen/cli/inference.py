@@ -14,7 +14,12 @@ from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
 from tf_bert_seqgen.config import read_config_json
-from tf_bert_seqgen.export import export_saved_model, next_version_dir, read_export_info
+from tf_bert_seqgen.export import (
+    DEFAULT_BATCH_TIMEOUT_MICROS,
+    export_saved_model,
+    next_version_dir,
+    read_export_info,
+)
 from tf_bert_seqgen.io_utils import atomic_file
 from tf_bert_seqgen.training.evaluate import (
     generate_batch,
@@ -82,7 +87,9 @@ def cmd_export(args):
         options["length_penalty_style"] = args.length_penalty_style
     if args.max_input_length:
         options["max_input_length"] = args.max_input_length
-    export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype, **options)
+    timeout = None if args.no_request_batching else args.batch_timeout_micros
+    export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype,
+                       batch_timeout_micros=timeout, **options)
     print(out)
 
 
@@ -173,6 +180,11 @@ def add_commands(commands):
     p.add_argument("--max-input-length", type=int)
     p.add_argument("--length-penalty-style", choices=["hf", "gnmt"])
     p.add_argument("--num-heads", type=int, help="attention heads, for TF Hub modules without a preset")
+    p.add_argument("--batch-timeout-micros", type=int, default=DEFAULT_BATCH_TIMEOUT_MICROS,
+                   help="how long a call of the default signature waits for concurrent calls to batch with "
+                        "(default %(default)s)")
+    p.add_argument("--no-request-batching", action="store_true",
+                   help="leave concurrent calls unbatched (a server that batches requests itself)")
     decoding(p)
     tokenizer_files(p)
     p.set_defaults(func=cmd_export)
