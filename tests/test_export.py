@@ -15,6 +15,7 @@ from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDe
 from tf_bert_seqgen.export import (
     EXPORT_INFO_FILE,
     WARMUP_FILE,
+    bucket_rows,
     export_saved_model,
     load_model,
     next_version_dir,
@@ -434,9 +435,17 @@ def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
     export_saved_model(model, tokenizer, str(tmp_path / "xla"), jit_compile=True, max_new_tokens=8,
                        batch_timeout_micros=None)
     loaded = tf.saved_model.load(str(tmp_path / "xla"))
-    out = loaded.signatures["serving_default"](text=tf.constant(TEXTS[:2]))["generated_text"].numpy()
-    assert [s.decode() for s in out] == _expected(model, tokenizer, TEXTS[:2], max_new_tokens=8)
+    texts = [TEXTS[0], TEXTS[1], TEXTS[4]]  # 3 rows, decoded as 4: the copy of the first is dropped
+    out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
+    assert [s.decode() for s in out] == _expected(model, tokenizer, texts, max_new_tokens=8)
     assert _batch_ops(str(tmp_path / "xla")) == set(), "batch_timeout_micros=None: calls are not batched"
+
+
+@pytest.mark.parametrize("count, limit, expected", [
+    (1, 32, [0]), (2, 32, [0, 1]), (3, 32, [0, 1, 2, 0]), (5, 32, [0, 1, 2, 3, 4, 0, 0, 0]),
+    (8, 32, list(range(8))), (5, 6, [0, 1, 2, 3, 4, 0]), (7, 4, list(range(7)))])
+def test_xla_rows_are_padded_to_a_power_of_two_with_copies_of_the_first(count, limit, expected):
+    assert bucket_rows(tf.constant(count), limit).numpy().tolist() == expected
 
 
 def test_load_model_gives_back_the_exported_model(exported, tmp_path):

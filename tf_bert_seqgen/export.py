@@ -213,7 +213,17 @@ class GenerationModule(tf.Module):
         """ids, mask [b, w] -> generated ids [b, m] and unsure [b] (`generation.build_generate_fn`),
         max_batch_size rows per model call."""
         specs = [tf.TensorSpec([None, self.config.max_length], tf.int32), tf.TensorSpec([None], tf.bool)]
-        return self._in_slices(lambda i, m: list(self._decode(i, m, dynamic)), [ids, mask], specs)
+        return self._in_slices(lambda i, m: self._decode_rows(i, m, dynamic), [ids, mask], specs)
+
+    def _decode_rows(self, ids, mask, dynamic):
+        """ids, mask [r, w] -> generated ids [r, m], unsure [r]. The XLA variant compiles once per shape, and
+        batched calls bring any row count: it decodes `bucket_rows` rows, copies of the first row after the
+        real ones (they finish when it does, so they never lengthen the loop), and drops the copies."""
+        if not self.jit_compile:
+            return list(self._decode(ids, mask, dynamic))
+        rows = bucket_rows(tf.shape(ids)[0], self.max_batch_size)
+        outputs = self._decode(tf.gather(ids, rows), tf.gather(mask, rows), dynamic)
+        return [output[:tf.shape(ids)[0]] for output in outputs]
 
     def _generate_text(self, text, dynamic):
         """text [b] -> generated text [b] (cased and spaced from the source when `truecase`); a text without
@@ -352,6 +362,16 @@ class GenerationModule(tf.Module):
             "score": self.serve_score,
             "encode": self.serve_encode,
         }
+
+
+def bucket_rows(count, limit):
+    """[n] row indices that pad `count` rows (a scalar tensor, >= 1) to the next power of two, at most
+    `limit` (or `count` when larger): 0..count-1, then row 0 repeated. An XLA export compiles per row count,
+    so a stream of calls of any size compiles for 1, 2, 4, ... rows only."""
+    powers = tf.bitwise.left_shift(1, tf.range(31))
+    bucket = tf.reduce_min(tf.where(powers >= count, powers, powers[-1]))
+    bucket = tf.maximum(tf.minimum(bucket, limit), count)
+    return tf.concat([tf.range(count), tf.zeros([bucket - count], tf.int32)], axis=0)
 
 
 def _write_warmup_requests(export_dir: str, texts=WARMUP_TEXTS):
