@@ -25,9 +25,9 @@ tokenizer's own decoding; a cased tokenizer never needs it.
 Concurrent calls of the text signatures (`serving_default`, the module's `__call__`, `generate_with_options`)
 are batched inside the graph (`batch_timeout_micros`, TF's BatchFunction op): calls of up to `max_batch_size`
 texts that arrive while a batch runs, or within the timeout, run as one batch, one batch at a time (rows
-with other options in their own decode). A decode step streams the
-same weights for one row or thirty-two, so concurrent clients share each pass over them, and calls are
-served in arrival order instead of interleaving op by op. A larger call runs directly, in slices.
+with other options in their own decode). A decode step streams the same weights for one row or thirty-two,
+so concurrent clients share each pass over them, and calls are served in arrival order instead of
+interleaving op by op. A larger call runs directly, in slices.
 `batch_timeout_micros=None` leaves this out (a server that batches its own requests, such as TF Serving
 with `--enable_batching`, gains little from it).
 
@@ -62,7 +62,7 @@ EXPORT_TOKENIZER_DIR = os.path.join("assets.extra", "tokenizer")
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
 # Rows one model call takes at most: beam 4 over 32 texts of the full-size model holds a 3 GB cache.
 DEFAULT_MAX_BATCH_SIZE = 32
-# How long a lone call of the default signature waits for others to batch with. Calls that arrive while a
+# How long a lone call of a text signature waits for others to batch with. Calls that arrive while a
 # batch runs are batched whatever the timeout; a generation takes 0.3-3 s, so 1 ms is lost in its noise.
 DEFAULT_BATCH_TIMEOUT_MICROS = 1000
 # Batches the BatchFunction op holds before a call is refused ("queue is full"): 100 x max_batch_size texts.
@@ -291,8 +291,7 @@ class GenerationModule(tf.Module):
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        default = self.config
-        return {"generated_text": self._batched_calls(text, default.max_length - 1, default.length_penalty)}
+        return {"generated_text": self._batched_calls(text, self.config.max_length - 1, self.config.length_penalty)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):
@@ -368,9 +367,7 @@ def bucket_rows(count, limit):
     """[n] row indices that pad `count` rows (a scalar tensor, >= 1) to the next power of two, at most
     `limit` (or `count` when larger): 0..count-1, then row 0 repeated. An XLA export compiles per row count,
     so a stream of calls of any size compiles for 1, 2, 4, ... rows only."""
-    powers = tf.bitwise.left_shift(1, tf.range(31))
-    bucket = tf.reduce_min(tf.where(powers >= count, powers, powers[-1]))
-    bucket = tf.maximum(tf.minimum(bucket, limit), count)
+    bucket = tf.maximum(generation.bucket_length(count, limit, smallest=1), count)
     return tf.concat([tf.range(count), tf.zeros([bucket - count], tf.int32)], axis=0)
 
 
@@ -405,7 +402,7 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
         the tokenizer lowercases (an uncased vocabulary), which is when it is needed.
     weights_dtype: "float16" stores a float32 model's matrices (Dense kernels, word embeddings) in half the
         bytes; each model call casts them back to float32 once (graph-mode exports). None: the model's dtype.
-    batch_timeout_micros: how long a call of the default signature waits for concurrent calls to join its
+    batch_timeout_micros: how long a call of a text signature waits for concurrent calls to join its
         batch (calls that arrive while a batch runs join the next one anyway); None: calls are not batched.
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """

@@ -378,16 +378,16 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
     return tf.reshape(best, [-1, m]), tf.reshape(state["finished_least"][:, :config.num_return_sequences], [-1])
 
 
-def bucket_length(length, limit):
-    """The padded source length under XLA, which compiles once per shape: the next power of two >= 16,
+def bucket_length(length, limit, smallest=16):
+    """The padded length under XLA, which compiles once per shape: the next power of two >= `smallest`,
     at most `limit`, so a stream of requests compiles a few times. An int, or a scalar tensor in a graph."""
     if isinstance(length, int):
-        bucket = 16
+        bucket = smallest
         while bucket < length:
             bucket *= 2
         return min(bucket, limit)
-    length = tf.maximum(tf.cast(length, tf.float32), 16.0)
-    bucket = tf.cast(tf.pow(2.0, tf.math.ceil(tf.math.log(length) / tf.math.log(2.0))), tf.int32)
+    powers = smallest * tf.bitwise.left_shift(1, tf.range(31 - smallest.bit_length() + 1))
+    bucket = tf.reduce_min(tf.where(powers >= tf.cast(length, tf.int32), powers, powers[-1]))
     return tf.minimum(bucket, limit)
 
 

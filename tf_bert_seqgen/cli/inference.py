@@ -181,7 +181,7 @@ def add_commands(commands):
     p.add_argument("--length-penalty-style", choices=["hf", "gnmt"])
     p.add_argument("--num-heads", type=int, help="attention heads, for TF Hub modules without a preset")
     p.add_argument("--batch-timeout-micros", type=int, default=DEFAULT_BATCH_TIMEOUT_MICROS,
-                   help="how long a call of the default signature waits for concurrent calls to batch with "
+                   help="how long a call of a text signature waits for concurrent calls to batch with "
                         "(default %(default)s)")
     p.add_argument("--no-request-batching", action="store_true",
                    help="leave concurrent calls unbatched (a server that batches requests itself)")
