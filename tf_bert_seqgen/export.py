@@ -287,7 +287,9 @@ class GenerationModule(tf.Module):
                 batch_timeout_micros=self.batch_timeout_micros, max_enqueued_batches=_MAX_ENQUEUED_BATCHES,
                 shared_name=self._batch_queue, enable_large_batch_splitting=True)[0]
 
-        return tf.cond(tf.size(text) <= self.max_batch_size, batched, lambda: generate(*rows))
+        generated = tf.cond(tf.size(text) <= self.max_batch_size, batched, lambda: generate(*rows))
+        generated.set_shape(text.shape)  # the batch op's output has no static shape; signatures show [b]
+        return generated
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
