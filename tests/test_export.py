@@ -316,19 +316,31 @@ def test_score_is_the_log_likelihood_of_the_target(exported, tokenizer):
     assert abs(scored["log_likelihood"].numpy()[0] - expected) < 1e-3
 
 
-def test_warmup_file_parses_and_runs(exported):
+def _warmup_requests(directory):
+    """[(signature, {input: numpy value})] of the export's warm-up records, in order."""
     from tensorflow_serving.apis import prediction_log_pb2
 
-    _, directory = exported
+    requests = []
+    for record in tf.data.TFRecordDataset(os.path.join(directory, WARMUP_FILE)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        requests.append((request.model_spec.signature_name,
+                         {k: tf.make_ndarray(v) for k, v in request.inputs.items()}))
+    return requests
+
+
+def _replay(directory, requests):
     loaded = tf.saved_model.load(directory)
-    records = list(tf.data.TFRecordDataset(os.path.join(directory, WARMUP_FILE)).as_numpy_iterator())
-    assert len(records) >= 2
-    for record in records:
-        log = prediction_log_pb2.PredictionLog.FromString(record)
-        request = log.predict_log.request
-        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        outputs = loaded.signatures[request.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
-        assert outputs
+    for signature, inputs in requests:
+        outputs = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+        assert all(v.shape[0] == len(next(iter(inputs.values()))) for v in outputs.values())
+
+
+def test_warmup_file_parses_and_runs(exported):
+    _, directory = exported
+    requests = _warmup_requests(directory)
+    # Graph mode runs any shape: one request to each signature that TF Serving users call.
+    assert [signature for signature, _ in requests] == ["serving_default", "score"]
+    _replay(directory, requests)
 
 
 def test_saved_model_cli_show_and_run(exported):
@@ -439,6 +451,15 @@ def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
     out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
     assert [s.decode() for s in out] == _expected(model, tokenizer, texts, max_new_tokens=8)
     assert _batch_ops(str(tmp_path / "xla")) == set(), "batch_timeout_micros=None: calls are not batched"
+    # XLA compiles per source width: the warm-up holds a one-text request for each width bucket (16, 32,
+    # and 48 = this tokenizer's max_length), so a single text of any length finds its program compiled.
+    requests = _warmup_requests(str(tmp_path / "xla"))
+    widths = [max(len(tokenizer.encode(t.decode())) for t in inputs["text"])
+              for signature, inputs in requests if signature == "serving_default"]
+    assert sorted(16 if w <= 16 else 32 if w <= 32 else 48 for w in widths) == [16, 32, 48], widths
+    assert [(signature, len(next(iter(inputs.values())))) for signature, inputs in requests] == [
+        ("serving_default", 2), ("serving_default", 1), ("serving_default", 1), ("score", 1)]
+    _replay(str(tmp_path / "xla"), requests)
 
 
 @pytest.mark.parametrize("count, limit, expected", [
