@@ -14,12 +14,18 @@ import tensorflow as tf
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig
 from tf_bert_seqgen.export import (
     EXPORT_INFO_FILE,
+    EXPORT_TOKENIZER_DIR,
     WARMUP_FILE,
     bucket_rows,
     export_saved_model,
+    load_export,
     load_model,
     next_version_dir,
+    read_export_info,
 )
+from tf_bert_seqgen.export import saved_model as saved_model_module
+from tf_bert_seqgen.products import Form, ProductForms
+from tf_bert_seqgen.storage import quantize_int8
 from tf_bert_seqgen.tokenizers import TF_SERVING_SAFE_OPS, BertForSeqGenerationTokenizer
 
 CORPUS = """The cat sat on the mat. The dog chased the cat, but the cat escaped.
@@ -253,7 +259,11 @@ def _op_types(directory):
 
 def test_only_core_and_serving_safe_ops(exported):
     _, directory = exported
-    functions = set()
+    _check_ops(directory)
+    assert not any(op.startswith("Xla") for op in _op_types(directory)), "the default export must not need XLA"
+
+
+def _check_ops(directory):
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
@@ -265,7 +275,6 @@ def test_only_core_and_serving_safe_ops(exported):
                      and op not in functions)
     assert unknown == []
     assert "SentencepieceTokenizeOp" in _op_types(directory)
-    assert not any(op.startswith("Xla") for op in _op_types(directory)), "the default export must not need XLA"
 
 
 def test_signatures_and_bad_requests(exported, tokenizer):
@@ -418,7 +427,7 @@ def test_float16_weights_halve_the_export_and_score_as_float32(exported, tmp_pat
             expected = expected.astype(np.float16).astype(np.float32)
         assert mine.dtype == "float32"
         np.testing.assert_array_equal(mine.numpy(), expected, err_msg=theirs.path)
-    with pytest.raises(ValueError, match="graph-mode export of a float32 model"):
+    with pytest.raises(ValueError, match="float16.* is for graph-mode exports"):
         export_saved_model(model, tokenizer, str(tmp_path / "xla"), weights_dtype="float16", jit_compile=True)
 
 
@@ -431,12 +440,12 @@ def test_export_is_atomic_and_never_overwrites(exported, tokenizer, monkeypatch)
     assert sorted(os.listdir(target)) == before
     assert next_version_dir(versions) == os.path.join(versions, "2")
 
-    import tf_bert_seqgen.export as export
+    from tf_bert_seqgen.export import saved_model
 
     def broken(directory):
         raise RuntimeError("verification failed")
 
-    monkeypatch.setattr(export, "_verify", broken)
+    monkeypatch.setattr(saved_model, "_verify", broken)
     with pytest.raises(RuntimeError, match="verification failed"):
         export_saved_model(model, tokenizer, os.path.join(versions, "2"), max_new_tokens=4)
     assert sorted(os.listdir(versions)) == ["1"]  # nothing of the failed export is left, not even a temporary
@@ -490,3 +499,91 @@ def test_load_model_gives_back_the_exported_model(exported, tmp_path):
     (changed / EXPORT_INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(ValueError, match="do not fit the model its config describes"):
         load_model(str(changed))
+
+
+# Blocks of 5 rows of 32 inputs (7 for two rows): the loops over blocks and their remainders all run.
+SMALL_FORMS = ProductForms(((1, Form("blocks", 5 * 32)), (2, Form("row_blocks", 7 * 32)), (4, Form("dequantized"))),
+                           encoder=Form("blocks", 5 * 32))
+MATRICES = ("kernel", "word_embeddings/embeddings")
+
+
+def _rounded(model, dtype):
+    """A float32 copy of `model` whose matrices hold what a `dtype` export stores, rounded by numpy
+    (`quantize_int8`'s values times scales) or by TensorFlow's cast (bfloat16)."""
+    copy = EncoderDecoder.from_config(model.get_config())
+    for target, source in zip(copy.weights, model.weights, strict=True):
+        value = source.numpy()
+        if source.path.endswith(MATRICES):
+            if dtype == "int8":
+                values, scale = quantize_int8(value)
+                value = values.astype(np.float32) * scale[:, None]
+            else:
+                value = tf.cast(tf.cast(value, tf.bfloat16), tf.float32).numpy()
+        target.assign(value)
+    return copy
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+def test_streamed_storage_serves_what_its_rounded_weights_generate(tmp_path, tokenizer, dtype):
+    """The XLA export with int8 / bfloat16 matrices writes, for 1, 2 and 3 texts (row buckets 1, 2, 4, each
+    its own form), the strings a float32 model with the same rounded weights generates; it is a quarter /
+    half the float32 export's size and comes back as that rounded model."""
+    model = _model(tokenizer, True, seed=7)
+    directory = str(tmp_path / dtype)
+    export_saved_model(model, tokenizer, directory, jit_compile=True, weights_dtype=dtype, max_new_tokens=8,
+                       max_batch_size=4, product_forms=SMALL_FORMS, batch_timeout_micros=None)
+    rounded = _rounded(model, dtype)
+    serve = tf.saved_model.load(directory).signatures["serving_default"]
+    for texts in (TEXTS[:1], TEXTS[:2], [TEXTS[0], TEXTS[1], TEXTS[4]]):
+        out = [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()]
+        assert out == _expected(rounded, tokenizer, texts, max_new_tokens=8)
+    info = read_export_info(directory)
+    assert info["weights_dtype"] == dtype and ProductForms.from_dict(info["product_forms"]) == SMALL_FORMS
+    _check_ops(directory)
+    # Biases, LayerNorms and position embeddings stay float32; int8 adds one float32 scale per row.
+    variables = os.path.join(directory, "variables")
+    size = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+    matrices = [w for w in model.weights if w.path.endswith(MATRICES)]
+    matrix_bytes = sum(int(np.prod(w.shape)) for w in matrices) * (1 if dtype == "int8" else 2)
+    scale_bytes = sum(4 * w.shape[0] for w in matrices) if dtype == "int8" else 0
+    small_bytes = 4 * (model.count_params() - sum(int(np.prod(w.shape)) for w in matrices))
+    assert size <= matrix_bytes + scale_bytes + small_bytes + 50_000
+    recovered = load_model(directory)
+    for mine, theirs in zip(recovered.weights, rounded.weights, strict=True):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-8, err_msg=theirs.path)
+
+
+def test_int8_in_graph_mode_follows_the_measurement(tmp_path, tokenizer, monkeypatch):
+    """Graph mode must widen int8 weights at every step: the export measures it against float32 on the CPU
+    at hand and refuses it when slower, naming the figures and --xla; where it is not slower it is served."""
+    model = _model(tokenizer, True, seed=8)
+    measured = {"int8": 9.0, "float32": 4.0}
+    monkeypatch.setattr(saved_model_module.tuning, "graph_mode_ms", lambda config, dtype: measured[dtype])
+    with pytest.raises(ValueError, match=r"slower than float32 on this CPU .*9\.0 ms against 4\.0 ms.*--xla"):
+        export_saved_model(model, tokenizer, str(tmp_path / "refused"), weights_dtype="int8", max_new_tokens=6)
+    assert not os.path.exists(tmp_path / "refused")
+    measured["int8"] = 3.0
+    export_saved_model(model, tokenizer, str(tmp_path / "graph"), weights_dtype="int8", max_new_tokens=6,
+                       batch_timeout_micros=None)
+    serve = tf.saved_model.load(str(tmp_path / "graph")).signatures["serving_default"]
+    out = [t.decode() for t in serve(text=tf.constant(TEXTS[:2]))["generated_text"].numpy()]
+    assert out == _expected(_rounded(model, "int8"), tokenizer, TEXTS[:2], max_new_tokens=6)
+    assert read_export_info(str(tmp_path / "graph"))["graph_mode_ms"] == {"int8": 3.0, "float32": 4.0}
+
+
+def test_an_export_is_written_again_with_its_own_options(exported, tmp_path, tokenizer):
+    """Every export carries its tokenizer; `load_export` gives back what it was written with, so that it can
+    be exported again (here: as int8 under XLA) and serve the same decoding."""
+    model, directory = exported
+    assert os.path.isfile(os.path.join(directory, EXPORT_TOKENIZER_DIR, "spiece.model"))
+    again_model, again_tokenizer, options = load_export(directory)
+    assert again_tokenizer.encode(TEXTS[:2]) == tokenizer.encode(TEXTS[:2])
+    assert {k: options[k] for k in ("num_beams", "length_penalty", "length_penalty_style", "max_length")} == {
+        "num_beams": 3, "length_penalty": 0.6, "length_penalty_style": "gnmt", "max_length": 11}
+    assert options["max_batch_size"] == 32 and options["truecase"] is False
+    again = str(tmp_path / "again")
+    export_saved_model(again_model, again_tokenizer, again, jit_compile=True, weights_dtype="int8",
+                       product_forms=ProductForms(), **options)
+    serve = tf.saved_model.load(again).signatures["serving_default"]
+    out = [t.decode() for t in serve(text=tf.constant(TEXTS))["generated_text"].numpy()]
+    assert out == _expected(_rounded(model, "int8"), tokenizer, TEXTS, **EXPORTED)

@@ -13,8 +13,9 @@ from tf_bert_seqgen import (
     EncoderDecoder,
     EncoderDecoderConfig,
 )
-from tf_bert_seqgen.layers import Dense, _few_rows
+from tf_bert_seqgen.layers import Dense
 from tf_bert_seqgen.losses import sequence_cross_entropy
+from tf_bert_seqgen.products import _few_rows
 
 SHAPES = [
     dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),

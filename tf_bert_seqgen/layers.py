@@ -8,46 +8,14 @@ Shapes: b = batch, t = query length, s = key length, h = hidden, n = heads, d = 
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import tensorflow as tf
 
-from tf_bert_seqgen import _compat
+from tf_bert_seqgen.products import add_bias, times_transposed
 
 # Added to attention logits where attention is not allowed. Not -inf: a fully masked row (an all-pad
 # source) must stay finite, as in the reference, which uses the dtype's minimum.
 MASK_VALUE = -1e9
-
-# Rows up to which XLA multiplies by a weight matrix fastest as a broadcast matrix-vector product (equal
-# at 128 rows, the plain product 1.3x faster at 512; see `times_transposed`).
-_MAX_XLA_BROADCAST_ROWS = 128
-# Outputs up to which a decode step's graph-mode product is transposed by the identity (see `_transposed`).
-_MAX_IDENTITY_TRANSPOSE_COLUMNS = 4096
-
-
-# Layer id -> the weight it reads instead of its own, while an export traces (`in_out_kernels`).
-_IN_OUT_KERNELS: dict[int, tf.Variable | tf.Tensor] = {}
-
-
-@contextlib.contextmanager
-def in_out_kernels(kernels: dict):
-    """While active, each Dense in `kernels` ({layer: [in, out] variable or tensor}) multiplies by that
-    kernel as `x @ W`, not by its own [out, in] one: a graph-mode export stores Keras' layout, which
-    TensorFlow's CPU kernels (oneDNN and Eigen alike) stream 1.3x faster than `(W @ x^T)^T` at 4-8 rows on
-    some CPUs (`benchmarks/product_forms.py`). Training, checkpoints and XLA keep [out, in].
-
-    A `keras.layers.Embedding` in `kernels` ({layer: [v, h]}) looks up and, as the tied LM head, projects
-    with the given table. A weight of another float dtype (a float16 export) is cast to the compute dtype
-    where it is read; the export casts once per request, outside the decode loop, by nesting this context
-    with the cast tensors. The previous mapping comes back on exit."""
-    previous = dict(_IN_OUT_KERNELS)
-    _IN_OUT_KERNELS.update({id(layer): kernel for layer, kernel in kernels.items()})
-    try:
-        yield
-    finally:
-        _IN_OUT_KERNELS.clear()
-        _IN_OUT_KERNELS.update(previous)
 
 
 def activation(name: str):
@@ -65,62 +33,6 @@ def activation(name: str):
 
 def _initializer(stddev):
     return keras.initializers.TruncatedNormal(stddev=stddev)
-
-
-def add_bias(outputs, bias):
-    """outputs [..., n] + bias [n], in the form each mode runs fastest after a matrix product.
-
-    Graph mode: BiasAdd, which TensorFlow's CPU rewrite fuses with the MatMul before it into one oneDNN
-    kernel. XLA fuses a matrix-vector product with the add that consumes it into one loop on one thread
-    ("output fusion"), and a decode step is almost nothing but such products; subtracting the negated
-    bias is the same sum, is not an add, and leaves the product to XLA's multi-threaded dot (1.3x faster
-    per 1024 x 1024 product, 1.7x for the LM head; measured with the TF profiler).
-    """
-    if _compat.in_xla_context():
-        return outputs - (-bias)
-    return tf.nn.bias_add(outputs, bias)
-
-
-def times_transposed(x, weights, training=False):
-    """x [..., in] @ weights[out, in]^T -> [..., out], in a form that is fast on every CPU we meet.
-
-    Decoding multiplies a few rows (one per sequence) by every weight matrix, so speed is how fast the
-    weights stream. TensorFlow runs a graph-mode MatMul on oneDNN where the CPU has AVX512-VNNI / BF16 /
-    AMX and on Eigen elsewhere (AVX2-only CPUs), and the two disagree on forms
-    (`benchmarks/product_forms.py` prints each form on the CPU at hand):
-    - Graph mode: weights as the left, untransposed operand, `(W @ x^T)^T`. The usual `x @ W^T` is
-      5-15x slower on Eigen from 2 to 128 rows (a stream of 193 such products made beam search 1 s per
-      token); this form is within 1.3x of the fastest on both backends at every row count. In a decode
-      step the [out, rows] result is turned by a product with the identity, not by Transpose (`_transposed`).
-    - XLA (its own kernels, whatever the CPU), up to 128 rows or a decode step (one new position per
-      row): a broadcast matrix-vector product, which XLA runs with the weights as the left operand,
-      1.5-2.1x faster than the plain product at 4-32 rows. Encoder passes and training under XLA: the
-      plain product (1.3x faster than the broadcast one at 512 rows; the broadcast form's gradient would
-      also materialise a weight-sized tensor per row).
-    """
-    def product(rows):
-        if not _compat.in_xla_context() and weights.dtype == tf.bfloat16:
-            # bfloat16 is offered only on CPUs that compute it natively, all of which run oneDNN, whose
-            # fused bf16 kernel wants this form (1 row: 45 ms per token against 101 ms with the weights on
-            # the left).
-            return tf.matmul(rows, weights, transpose_b=True)
-        if not _compat.in_xla_context():
-            return _transposed(tf.matmul(weights, rows, transpose_b=True), _is_decode_step(x))
-        if not training and _few_rows(x, rows.shape[0]):
-            return tf.linalg.matvec(weights[None], rows[:, None, :])[:, 0]
-        return tf.matmul(rows, weights, transpose_b=True)
-
-    return _as_rows(x, product, weights.shape[0])
-
-
-def _as_rows(x, product, units):
-    """x [..., in] -> product(rows [r, in]) [r, units] -> [..., units]."""
-    rows = tf.reshape(x, [-1, x.shape[-1]])
-    if x.shape[:-1].is_fully_defined():
-        rows.set_shape([x.shape[:-1].num_elements(), x.shape[-1]])
-    products = tf.reshape(product(rows), tf.concat([tf.shape(x)[:-1], [units]], axis=0))
-    products.set_shape(x.shape[:-1] + [units])  # the static shape the reshapes lost
-    return products
 
 
 def batch_matmul(x, y, adjoint_b=False):
@@ -144,44 +56,22 @@ def softmax(scores):
     return exp / tf.reduce_sum(exp, axis=-1, keepdims=True)
 
 
-def _transposed(columns, small):
-    """columns [out, r] -> [r, out]. TensorFlow's Transpose of a decode step's [out, r] product costs
-    50-100 us from 4 rows on (its sharded kernel, on oneDNN and Eigen alike); the product with the r x r
-    identity is exact and takes 5-10 us up to 4096 outputs, so `small` (a decode step, below the vocabulary)
-    takes it."""
-    if not small or columns.shape[0] > _MAX_IDENTITY_TRANSPOSE_COLUMNS:
-        return tf.transpose(columns)
-    return tf.matmul(tf.eye(tf.shape(columns)[1], dtype=columns.dtype), columns, transpose_b=True)
-
-
-def _is_decode_step(x):
-    """Whether `x` [b, t, in] holds one position per sequence (a decode step): a few rows at most."""
-    return x.shape.rank == 3 and x.shape[1] == 1
-
-
-def _few_rows(x, row_count):
-    """Whether `x` [..., in] holds few enough rows for XLA's broadcast matrix-vector form: 2 to 128
-    when the count is static, else a decode step (one position per sequence: a batch dimension that a
-    SavedModel leaves unknown)."""
-    if row_count is not None:
-        return 1 < row_count <= _MAX_XLA_BROADCAST_ROWS
-    return _is_decode_step(x)
-
-
 class Dense(keras.layers.Layer):
     """x [..., in] -> x W^T + b [..., units]; the kernel W is stored [units, in], PyTorch's layout.
 
     Why [out, in]: a decode step is almost nothing but matrix-vector products (one row per sequence),
     and in that layout each output is a dot product with one contiguous weight row. Under XLA the whole
     batch-1 decode step is 1.2x faster than with Keras' [in, out] kernels (TF profiler, benchmark model).
-    TensorFlow's graph-mode kernels prefer [in, out] at several rows, so a graph-mode export multiplies by
-    an [in, out] copy instead (`in_out_kernels`).
+    `stored` (a `storage.Matrix`, None by default) is the kernel kept another way, which the layer then
+    multiplies by instead: an export's [in, out] copy (TensorFlow's graph-mode kernels prefer it at several
+    rows), its int8 or bfloat16 copy.
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.stored = None
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(self.units, input_shape[-1]), initializer=self.kernel_initializer,
@@ -190,10 +80,8 @@ class Dense(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=False):
-        in_out = _IN_OUT_KERNELS.get(id(self))
-        if in_out is not None:
-            kernel = tf.cast(in_out, inputs.dtype)
-            return add_bias(_as_rows(inputs, lambda rows: tf.matmul(rows, kernel), self.units), self.bias)
+        if self.stored is not None:
+            return add_bias(self.stored.times_transposed(inputs, training), self.bias)
         return add_bias(times_transposed(inputs, self.kernel, training), self.bias)
 
     def get_config(self):
@@ -239,6 +127,7 @@ class Embeddings(keras.layers.Layer):
                                                           dtype=dtype)
         self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm", dtype=dtype)
         self.dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.stored = None  # the word table kept another way (`storage.Matrix` [v, h]), as `Dense.stored`
 
     def build(self, input_shape=None):
         self.word_embeddings.build((None, None))
@@ -249,9 +138,8 @@ class Embeddings(keras.layers.Layer):
     def call(self, input_ids, position_offset=0, training=False):
         length = tf.shape(input_ids)[1]
         positions = tf.range(length) + tf.cast(position_offset, tf.int32)
-        table = _IN_OUT_KERNELS.get(id(self.word_embeddings))
-        words = (self.word_embeddings(input_ids) if table is None
-                 else tf.cast(tf.gather(table, input_ids), self.compute_dtype))
+        words = (self.word_embeddings(input_ids) if self.stored is None
+                 else tf.cast(self.stored.rows(input_ids), self.compute_dtype))
         x = words + self.position_embeddings(positions)[None]
         return self.dropout(self.layer_norm(x), training=training)
 
@@ -432,11 +320,12 @@ class TransformerLayer(keras.layers.Layer):
 
 class LMHead(keras.layers.Layer):
     """Projection to the vocabulary with the word-embedding matrix (tied) plus a bias; no transform
-    (unlike BERT's MLM head). [b, t, h] -> [b, t, v]"""
+    (unlike BERT's MLM head). `stored`: the table kept another way, as `Dense.stored`. [b, t, h] -> [b, t, v]"""
 
     def __init__(self, embeddings: keras.layers.Embedding, **kwargs):
         super().__init__(**kwargs)
         self.embeddings = embeddings
+        self.stored = None
 
     def build(self, input_shape=None):
         vocab_size = self.embeddings.input_dim
@@ -444,8 +333,10 @@ class LMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden, training=False):
-        table = _IN_OUT_KERNELS.get(id(self.embeddings), self.embeddings.embeddings)
-        embeddings = tf.cast(table, hidden.dtype)  # [v, h]: already [out, in]
-        logits = times_transposed(hidden, embeddings, training)
+        if self.stored is not None:
+            logits = self.stored.times_transposed(hidden, training)
+        else:
+            embeddings = tf.cast(self.embeddings.embeddings, hidden.dtype)  # [v, h]: already [out, in]
+            logits = times_transposed(hidden, embeddings, training)
         # Softmax, beam scores and losses want float32 even when the weights are bfloat16.
         return tf.cast(add_bias(logits, tf.cast(self.bias, logits.dtype)), tf.float32)

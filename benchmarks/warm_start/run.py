@@ -153,7 +153,7 @@ def ship(args, run, splits, tokenizer, decodings) -> dict:
     """Exports the warm-started run with the best final dev SARI among those whose SavedModel fits in
     --ship-limit MB, with greedy or beam-4 decoding, whichever is better on dev; returns what was shipped,
     its test scores and its scores as written (`as_written`)."""
-    from tf_bert_seqgen.export import next_version_dir
+    from tf_bert_seqgen.export import export_saved_model, next_version_dir
 
     limit, bytes_per_weight = args.ship_limit * 1e6, 2 if args.float16 else 4
     fitting = [name for name, r in run["results"].items() if r["embedding_drift"] is not None
@@ -168,8 +168,8 @@ def ship(args, run, splits, tokenizer, decodings) -> dict:
     result = {"run": name, "parameters": model.count_params(), "decoding": best, "dev_decodings": dev,
               **evaluate(model, tokenizer, splits["test"], decodings[best])}
     export_dir = next_version_dir(args.ship_dir)
-    training.export_with_tokenizer(model, tokenizer, export_dir, weights_dtype="float16" if args.float16 else None,
-                                   **decodings[best])
+    export_saved_model(model, tokenizer, export_dir, weights_dtype="float16" if args.float16 else None,
+                       **decodings[best])
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(export_dir) for f in files)
     if size > limit:
         print(f"warning: {export_dir} is {size / 1e6:.1f} MB, over the {args.ship_limit} MB budget", flush=True)

@@ -23,6 +23,7 @@ Modules: `optim` (schedule, Adam / AdamW, make_optimizer), `data` (pairs, make_d
 (generation, metrics, the SavedModel runner), `init` (init specs, build_model), `run` (finetune).
 """
 
+from tf_bert_seqgen.export import EXPORT_TOKENIZER_DIR
 from tf_bert_seqgen.fit_hooks import TrainingHooks
 from tf_bert_seqgen.losses import SequenceCrossEntropy
 from tf_bert_seqgen.training.data import (
@@ -53,11 +54,9 @@ from tf_bert_seqgen.training.optim import (
     make_optimizer,
 )
 from tf_bert_seqgen.training.run import (
-    EXPORT_TOKENIZER_DIR,
     HistoryRows,
     StopAtStep,
     TrainingConfig,
-    export_with_tokenizer,
     finetune,
     freeze_word_embeddings,
     is_chief,
@@ -69,7 +68,7 @@ __all__ = [
     "ADAM_BETA_1", "ADAM_BETA_2", "ADAM_EPSILON", "Adam", "AdamW", "EXPORT_TOKENIZER_DIR",
     "GenerationEvaluation", "HistoryRows", "PerUpdateSchedule", "SequenceCrossEntropy", "StopAtStep",
     "TrainingConfig", "TrainingHooks", "WarmupRsqrtDecay", "as_pairs", "as_tokenizer_writes", "build_model",
-    "check_cross_attention", "default_bucket_boundaries", "evaluate_generation", "export_with_tokenizer",
+    "check_cross_attention", "default_bucket_boundaries", "evaluate_generation",
     "finetune", "float32_model", "freeze_word_embeddings", "generate_texts", "inserted_token_ids", "is_chief",
     "load_init_tokenizer", "make_dataset", "make_optimizer", "parse_init", "predict", "read_pairs",
     "score_predictions", "weights_digest", "worker_dir",

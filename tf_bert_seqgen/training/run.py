@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_bert_seqgen.export import EXPORT_TOKENIZER_DIR, export_saved_model, next_version_dir
+from tf_bert_seqgen.export import export_saved_model, next_version_dir
 from tf_bert_seqgen.training.data import make_dataset
 from tf_bert_seqgen.training.evaluate import GenerationEvaluation, evaluate_generation, float32_model
 from tf_bert_seqgen.training.init import build_model
@@ -232,19 +232,11 @@ def _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_ro
         with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=2)
     if export:
-        export_with_tokenizer(plain, tokenizer, _next_export_dir(out_dir), **config.generation)
+        export_saved_model(plain, tokenizer, _next_export_dir(out_dir), **config.generation)
 
 
 def _next_export_dir(out_dir):
     return next_version_dir(os.path.join(out_dir, "export"))
-
-
-def export_with_tokenizer(model, tokenizer, export_dir: str, **generation_options) -> str:
-    """`export_saved_model`, plus the tokenizer's files under assets.extra/tokenizer so that evaluation can
-    write references as the model does (`tf-bert-seqgen evaluate`)."""
-    export_saved_model(model, tokenizer, export_dir, **generation_options)
-    tokenizer.save_pretrained(os.path.join(export_dir, EXPORT_TOKENIZER_DIR))
-    return export_dir
 
 
 def weights_digest(model) -> np.ndarray:
