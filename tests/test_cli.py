@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig, cli
-from tf_bert_seqgen.export import read_export_info
+from tf_bert_seqgen.export import EXPORT_TOKENIZER_DIR, load_model, read_export_info
 from tf_bert_seqgen.tokenizers import BertForSeqGenerationTokenizer, load_tokenizer
 
 CORPUS = "The cat sat on the mat. The dog ran home, but it came back. If it rains, we stay in.\n"
@@ -82,6 +83,23 @@ def test_export_then_generate_and_info_on_the_savedmodel(checkpoint, tmp_path, c
     assert info["export"]["batch_timeout_micros"] == 1000  # concurrent calls batched by default
     cli.main(["info", checkpoint])
     assert json.loads(capsys.readouterr().out)["config"]["model_type"] == "encoder-decoder"
+
+    # An export is written again in another storage and mode, with the decoding it recorded.
+    cli.main(["export", str(base / "1"), "--out", str(base), "--version", "auto", "--xla", "--weights-dtype", "int8"])
+    assert capsys.readouterr().out.strip() == str(base / "2")
+    first, second = read_export_info(str(base / "1")), read_export_info(str(base / "2"))
+    assert second["generation"] == first["generation"] and second["truecase"] == first["truecase"]
+    assert (second["weights_dtype"], second["jit_compile"]) == ("int8", True)
+    assert set(second["product_forms"]["decode"]) == {"1", "2", "4"}  # measured; 8 rows and up: float32's form
+    cli.main(["generate", "--model", str(base / "2"), *texts])
+    int8_model, tokenizer = load_model(str(base / "2")), load_tokenizer(checkpoint)
+    inputs = tokenizer(texts[:1])
+    ids = int8_model.generate(inputs["input_ids"], inputs["attention_mask"], max_new_tokens=5).numpy()
+    assert capsys.readouterr().out.splitlines() == [*tokenizer.decode(ids[:, 1:], skip_special_tokens=True), ""]
+    shutil.copytree(base / "1", tmp_path / "old")
+    shutil.rmtree(tmp_path / "old" / EXPORT_TOKENIZER_DIR)
+    code, captured = _run(["export", str(tmp_path / "old"), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "holds no tokenizer files" in captured.err
 
 
 def _hub_module(directory, layout):
