@@ -75,12 +75,15 @@ class BandwidthProbe:
         return int(tf.size(self.data)) * 4 / best
 
 
-def decoder_step_bytes(config, dtype_bytes=4) -> int:
+def decoder_step_bytes(config, weights_dtype: str = "float32") -> int:
     """Weights one decoder step reads: per layer self-attention (4 h^2), cross-attention query and output
-    (2 h^2; its keys/values are precomputed), feed-forward (2 h i), plus the LM head (v h)."""
-    h, i = config.hidden_size, config.intermediate_size
-    per_layer = 4 * h * h + 2 * h * h + 2 * h * i
-    return dtype_bytes * (config.num_hidden_layers * per_layer + config.vocab_size * h)
+    (2 h^2; its keys/values are precomputed), feed-forward (2 h i), plus the LM head (v h), at the bytes per
+    weight of `weights_dtype` ("float32", "bfloat16", "int8"; int8 adds a float32 scale per output)."""
+    h, i, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    weights = config.num_hidden_layers * (6 * h * h + 2 * h * i) + v * h
+    outputs = config.num_hidden_layers * (6 * h + i + h) + v
+    size = {"float32": 4, "bfloat16": 2, "int8": 1}[weights_dtype]
+    return size * weights + (4 * outputs if weights_dtype == "int8" else 0)
 
 
 def bound_ms(step_bytes: int, bandwidth: float) -> float:

@@ -4,8 +4,10 @@
     python benchmarks/generation_benchmark.py --smoke    # tiny model, seconds (CI)
 
 Prints ms per generated token for greedy batch 1, beam 4 batch 1 and greedy batch 8 (32 new tokens from a
-128-token source), the ratios to `transformers`, and the memory-bandwidth bound: bytes of weights one
-decoder step must read, divided by the machine's measured read bandwidth.
+128-token source): graph mode and XLA with float32 weights, XLA with bfloat16 and int8 weights (the product
+forms an export would measure, `tf_bert_seqgen.tuning`), and `transformers`; the ratios, and each format's
+memory-bandwidth bound: the bytes of weights one decoder step reads in that format, divided by the
+machine's measured read bandwidth. Last, how often the bfloat16 and int8 weights decode the float32 tokens.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing per max_length is expected here
 
-from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder, EncoderDecoderConfig  # noqa: E402
+from tf_bert_seqgen import (  # noqa: E402
+    BertForSeqGenerationConfig,
+    EncoderDecoder,
+    EncoderDecoderConfig,
+    tuning,  # noqa: E402
+)
+from tf_bert_seqgen.export import weights  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BandwidthProbe, bound_ms, decoder_step_bytes, describe_machine  # noqa: E402
@@ -94,6 +102,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source-length", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--model", choices=["full", "base"], default="full",
+                        help="full: 24 x 1024, vocab 50358 (the released models); base: 12 x 768, vocab 32000")
     args = parser.parse_args(argv)
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -102,6 +112,9 @@ def main(argv=None):
         config = BertForSeqGenerationConfig(vocab_size=500, hidden_size=64, num_hidden_layers=2,
                                             num_attention_heads=4, intermediate_size=128)
         args.repeats, args.source_length, args.new_tokens = 1, 16, 4
+    elif args.model == "base":
+        config = BertForSeqGenerationConfig(vocab_size=32000, hidden_size=768, num_hidden_layers=12,
+                                            num_attention_heads=12, intermediate_size=3072)
     else:
         config = BertForSeqGenerationConfig()
     try:
@@ -113,47 +126,62 @@ def main(argv=None):
 
     probe = BandwidthProbe(0.05 if args.smoke else 1.0)
     model, hf = build(config, seed=0)
-    step_bytes = decoder_step_bytes(config)
     print(describe_machine(args.threads))
     print(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, vocab {config.vocab_size}, "
           f"shared, {model.count_params():,} parameters; threads {args.threads}")
-    print(f"a decoder step reads {step_bytes / 1e9:.2f} GB of weights; the bound of a mode is that over the "
-          "best memory read bandwidth measured between its repeats (GB/s columns)")
+    print("a decoder step reads " + ", ".join(f"{decoder_step_bytes(config, dtype) / 1e9:.2f} GB in {dtype}"
+                                              for dtype in WEIGHT_FORMATS)
+          + "; the bound of a run is that over the best memory read bandwidth measured between its repeats")
+    stored = stored_models(model, config, args)
     rng = np.random.default_rng(0)
-    print(f"\n{'scenario':<11} {'graph ms/tok':>12} {'xla ms/tok':>11} {'torch ms/tok':>12} "
-          f"{'torch/graph':>11} {'torch/xla':>9} {'graph/bound':>11} {'xla/bound':>9} {'GB/s':>11}")
+    print(f"\n{'scenario':<11}{'weights':<10}{'mode':<7}{'ms/tok':>8}{'torch/ours':>12}{'fp32 XLA/ours':>15}"
+          f"{'ours/bound':>12}{'GB/s':>7}")
     for name, batch, beams in SCENARIOS:
         ids = rng.integers(5, config.vocab_size, size=(batch, args.source_length)).astype(np.int32)
-        graph, graph_bandwidth = per_token_ms(ours(model, ids, beams, False), args.new_tokens, args.repeats, probe)
-        xla, xla_bandwidth = per_token_ms(ours(model, ids, beams, True), args.new_tokens, args.repeats, probe)
         torch_ms = (per_token_ms(reference(hf, ids, beams), args.new_tokens, args.repeats, probe)[0] if hf
                     else float("nan"))
-        print(f"{name:<11} {graph:12.1f} {xla:11.1f} {torch_ms:12.1f} {torch_ms / graph:11.2f} "
-              f"{torch_ms / xla:9.2f} {graph / bound_ms(step_bytes, graph_bandwidth):11.2f} "
-              f"{xla / bound_ms(step_bytes, xla_bandwidth):9.2f} "
-              f"{graph_bandwidth / 1e9:5.1f}/{xla_bandwidth / 1e9:<5.1f}")
-    print("\nratios > 1 in torch/graph and torch/xla mean we are faster; x/bound is how far above the "
-          "memory-bandwidth bound each mode runs (1.00 = at the bound; the bound is a batch-1 greedy step's).")
-    bfloat16_timings(model, config, args, rng, probe, step_bytes)
+        runs = [("float32", "graph", model, False), ("float32", "XLA", model, True)]
+        runs += [(dtype, "XLA", copy, True) for dtype, copy in stored.items()]
+        fp32_xla = None
+        for dtype, mode, ours_model, jit in runs:
+            ms, bandwidth = per_token_ms(ours(ours_model, ids, beams, jit), args.new_tokens, args.repeats, probe)
+            fp32_xla = ms if (dtype, mode) == ("float32", "XLA") else fp32_xla
+            versus = f"{fp32_xla / ms:15.2f}" if fp32_xla and mode == "XLA" else f"{'':>15}"
+            print(f"{name:<11}{dtype:<10}{mode:<7}{ms:8.1f}{torch_ms / ms:12.2f}{versus}"
+                  f"{ms / bound_ms(decoder_step_bytes(config, dtype), bandwidth):12.2f}{bandwidth / 1e9:7.1f}",
+                  flush=True)
+        print(f"{name:<11}{'float32':<10}{'torch':<7}{torch_ms:8.1f}")
+    print("\ntorch/ours > 1: we are faster than transformers; fp32 XLA/ours: the gain over float32 weights under "
+          "XLA; ours/bound: how far above its own format's memory-bandwidth bound a run is (1.00 = at it).")
+    agreement(model, stored, config, args, rng)
 
 
-def bfloat16_timings(model, config, args, rng, probe, step_bytes):
-    """Greedy batch 1 with bfloat16 weights (half the bytes per step), both modes, against the fp32
-    bound, and its agreement with fp32 over 8 sources."""
-    half = model.cast("bfloat16")
-    ids = rng.integers(5, config.vocab_size, size=(1, args.source_length)).astype(np.int32)
-    figures = []
-    for jit in (False, True):
-        ms, bandwidth = per_token_ms(ours(half, ids, 1, jit), args.new_tokens, args.repeats, probe)
-        figures.append(f"{'XLA' if jit else 'graph'} {ms:.1f} ms/tok = {ms / bound_ms(step_bytes, bandwidth):.2f} "
-                       f"x the fp32 bound ({bandwidth / 1e9:.1f} GB/s)")
+WEIGHT_FORMATS = ("float32", "bfloat16", "int8")
+
+
+def stored_models(model, config, args) -> dict:
+    """{dtype: a copy of `model` whose matrices are stored in dtype, with the product forms measured here for
+    the scenarios' row counts} for bfloat16 and int8: what an XLA export with `weights_dtype` serves."""
+    rows = sorted({batch * beams for _, batch, beams in SCENARIOS})
+    copies = {}
+    for dtype in ("bfloat16", "int8"):
+        start = time.perf_counter()
+        forms, _ = tuning.measure_forms(config, dtype, rows, encoder_rows=args.source_length)
+        copies[dtype] = weights.store(model, dtype, jit_compile=True, forms=forms).model
+        print(f"{dtype} product forms measured in {time.perf_counter() - start:.0f} s: {forms.to_dict()}", flush=True)
+    return copies
+
+
+def agreement(model, stored, config, args, rng):
+    """How many tokens bfloat16 and int8 weights decode as float32 does (greedy, XLA, 8 sources)."""
     sources = rng.integers(5, config.vocab_size, size=(8, args.source_length)).astype(np.int32)
-    full = model.generate(sources, max_new_tokens=args.new_tokens).numpy()[:, 1:]
-    low = half.generate(sources, max_new_tokens=args.new_tokens).numpy()[:, 1:]
-    # Tokens equal up to the first disagreement per row: after it, the prefixes differ anyway.
-    agree = sum(int(np.argmin(np.append(a == b, False))) for a, b in zip(full, low, strict=True))
-    print(f"\nbfloat16 weights, greedy b1: {'; '.join(figures)}; identical prefix with fp32: "
-          f"{agree}/{full.size} tokens ({100 * agree / full.size:.0f}%)")
+    full = model.generate(sources, max_new_tokens=args.new_tokens, jit_compile=True).numpy()[:, 1:]
+    for dtype, copy in stored.items():
+        low = copy.generate(sources, max_new_tokens=args.new_tokens, jit_compile=True).numpy()[:, 1:]
+        # Tokens equal up to the first disagreement per row: after it, the prefixes differ anyway.
+        agree = sum(int(np.argmin(np.append(a == b, False))) for a, b in zip(full, low, strict=True))
+        print(f"{dtype} weights, greedy: identical prefix with float32: {agree}/{full.size} tokens "
+              f"({100 * agree / full.size:.0f}%)")
 
 
 if __name__ == "__main__":

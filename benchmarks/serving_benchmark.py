@@ -3,8 +3,9 @@
     python benchmarks/serving_benchmark.py            # full-size shared model (24 x 1024, vocab 50358)
     python benchmarks/serving_benchmark.py --smoke    # tiny model, a couple of minutes (CI)
 
-The parent process exports the model (random weights) four times: greedy and beam 4, each as the default
-graph-mode export and as the XLA variant (`--xla`). Each export is then measured in fresh processes that
+The parent process exports the model (random weights) for greedy and beam 4, each as the default graph-mode
+export, as the XLA variant (`--xla`) and as XLA with bfloat16 and int8 weights (`--weights-dtype`; `--modes`
+picks a subset). Each export is then measured in fresh processes that
 import only tensorflow and tensorflow_text (plus the serving protos to replay the warm-up records, as
 the model server does), through its signatures:
 - cold start: load time plus the first request, without and with the warm-up records replayed;
@@ -34,6 +35,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SCENARIOS = [("greedy b1", "greedy", 1), ("beam4 b1", "beam4", 1), ("greedy b8", "greedy", 8)]
+# mode -> (jit_compile, weights_dtype)
+MODES = {"graph": (False, "float32"), "xla": (True, "float32"), "xla-bfloat16": (True, "bfloat16"),
+         "xla-int8": (True, "int8")}
 CLIENTS = [1, 4, 8, 16]
 BATCHES = [1, 8, 32, 64]
 LATENCY_TOKENS = 8
@@ -235,9 +239,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=24)
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--skip-rss", action="store_true",
                         help=f"leave out the {RSS_BATCH}-text memory request (about 7 minutes per greedy export)")
     args = parser.parse_args(argv)
+    modes = args.modes.split(",")
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes takes a comma-separated subset of {', '.join(MODES)}")
 
     import numpy as np
     import tensorflow as tf
@@ -269,21 +277,22 @@ def main(argv=None):
     tokenizer = WordPieceTokenizer(wordpiece_vocabulary(config.vocab_size, texts), max_length=128)
     tf.keras.utils.set_random_seed(0)
     model = EncoderDecoder.from_config(EncoderDecoderConfig(config, config, share=True))
-    step_bytes = decoder_step_bytes(config)
+    step_bytes = {mode: decoder_step_bytes(config, MODES[mode][1]) for mode in modes}
     print(describe_machine(args.threads))
     width = np.asarray(tokenizer(texts)["input_ids"]).shape[1]
     print(f"model: {config.num_hidden_layers} layers, hidden {config.hidden_size}, vocab {config.vocab_size}, "
           f"shared, {model.count_params():,} parameters; sources: fusion train texts, padded width "
-          f"{width}; a decode step reads {step_bytes / 1e9:.2f} GB of weights")
+          f"{width}; a decode step reads " + ", ".join(f"{step_bytes[m] / 1e9:.2f} GB ({m})" for m in modes))
 
     figures = {}
     with tempfile.TemporaryDirectory() as root:
         for kind, beams in (("greedy", 1), ("beam4", 4)):
-            for mode, jit in (("graph", False), ("xla", True)):
+            for mode in modes:
+                jit, dtype = MODES[mode]
                 directory = os.path.join(root, f"{kind}_{mode}")
                 start = time.perf_counter()
                 export_saved_model(model, tokenizer, directory, jit_compile=jit, num_beams=beams,
-                                   max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1)
+                                   weights_dtype=dtype, max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1)
                 print(f"exported {kind} {mode} in {time.perf_counter() - start:.0f} s", flush=True)
                 cold = {warm: run_client(directory, texts, {**settings, "warmup": warm, "cold_only": True})
                         for warm in (False, True)}
@@ -291,51 +300,59 @@ def main(argv=None):
                     **settings, "warmup": True, "cold_only": False, "serving_loads": kind == "greedy",
                     "rss_batch": RSS_BATCH if kind == "greedy" and not args.skip_rss else 0,
                     "per_token_batches": [1, 8] if kind == "greedy" else [1]})
-                figures[kind, mode] = {"cold": cold, **full}
+                figures[kind, mode] = {"cold": cold, "size_mb": directory_mb(directory), **full}
                 print(f"measured {kind} {mode}", flush=True)
     probe = BandwidthProbe(settings["probe_gb"])
     anchor = transformers_anchor(model, texts, tokenizer, settings, probe)
-    report(figures, anchor, settings, step_bytes, bound_ms)
+    report(figures, anchor, settings, step_bytes, bound_ms, modes)
 
 
-def report(figures, anchor, settings, step_bytes, bound_ms):
-    print("\nms per generated token (exported SavedModel; transformers' generate on the same weights)")
-    print(f"{'scenario':<11}{'graph':>8}{'xla':>8}{'torch':>8}{'torch/graph':>12}{'torch/xla':>10}"
-          f"{'graph/bound':>12}{'xla/bound':>10}  GB/s graph/xla")
+def directory_mb(directory: str) -> float:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(directory) for f in files) / 1e6
+
+
+def report(figures, anchor, settings, step_bytes, bound_ms, modes):
+    print("\nms per generated token (exported SavedModel; transformers' generate on the same weights); "
+          "xla/ours: float32 XLA's ms over this mode's; bound: this mode's bytes per step over the bandwidth")
+    print(f"{'scenario':<11}{'mode':<14}{'ms/tok':>8}{'torch':>8}{'torch/ours':>11}{'xla/ours':>9}{'ours/bound':>11}"
+          f"{'GB/s':>7}")
     for name, kind, batch in SCENARIOS:
-        (graph, graph_bw), (xla, xla_bw) = (figures[kind, m]["per_token"][str(batch)] for m in ("graph", "xla"))
         torch_ms = anchor["per_token"][name]
-        print(f"{name:<11}{graph:8.1f}{xla:8.1f}{torch_ms:8.1f}{torch_ms / graph:12.2f}{torch_ms / xla:10.2f}"
-              f"{graph / bound_ms(step_bytes, graph_bw):12.2f}{xla / bound_ms(step_bytes, xla_bw):10.2f}"
-              f"  {graph_bw / 1e9:.1f}/{xla_bw / 1e9:.1f}")
+        xla = figures[kind, "xla"]["per_token"][str(batch)][0] if "xla" in modes else float("nan")
+        for mode in modes:
+            ms, bandwidth = figures[kind, mode]["per_token"][str(batch)]
+            print(f"{name:<11}{mode:<14}{ms:8.1f}{torch_ms:8.1f}{torch_ms / ms:11.2f}{xla / ms:9.2f}"
+                  f"{ms / bound_ms(step_bytes[mode], bandwidth):11.2f}{bandwidth / 1e9:7.1f}")
+    print("\nexport size, MB: " + ", ".join(f"{mode} {figures['greedy', mode]['size_mb']:.0f}" for mode in modes))
     print("\ncold start, s (fresh process: load, then the first one-text request)")
-    print(f"{'export':<14}{'load':>7}{'first':>8}{'load+warm-up':>14}{'first after warm-up':>21}")
+    print(f"{'export':<20}{'load':>7}{'first':>8}{'load+warm-up':>14}{'first after warm-up':>21}")
     for (kind, mode), f in figures.items():
         plain, warm = f["cold"][False], f["cold"][True]
-        print(f"{kind + ' ' + mode:<14}{plain['load_s']:7.1f}{plain['first_request_s']:8.2f}"
+        print(f"{kind + ' ' + mode:<20}{plain['load_s']:7.1f}{plain['first_request_s']:8.2f}"
               f"{warm['load_s'] + warm['warmup_s']:14.1f}{warm['first_request_s']:21.2f}")
     print(f"\nlatency per request, ms (greedy, one text, {settings['latency_tokens']} new tokens), by client threads")
-    print(f"{'export':<8}{'clients':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/p50':>9}{'requests/s':>12}"
+    print(f"{'export':<14}{'clients':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/p50':>9}{'requests/s':>12}"
           f"{'first-use max':>17}")
-    for mode in ("graph", "xla"):
+    for mode in modes:
         for clients, row in figures["greedy", mode]["latency"].items():
-            print(f"{mode:<8}{clients:>8}{row['p50']:9.0f}{row['p90']:9.0f}{row['p99']:9.0f}"
+            print(f"{mode:<14}{clients:>8}{row['p50']:9.0f}{row['p90']:9.0f}{row['p99']:9.0f}"
                   f"{row['p99'] / row['p50']:9.2f}{row['per_s']:12.2f}{row['first_use_max']:17.0f}")
     tokens = settings["throughput_tokens"]
     print(f"\nthroughput (greedy, {tokens} new tokens per text): texts/s (generated tokens/s)")
-    print(f"{'batch':>5}{'graph':>18}{'xla':>18}{'transformers':>18}{'graph/torch':>12}{'xla/torch':>10}")
+    print(f"{'batch':>5}" + "".join(f"{mode:>18}" for mode in modes) + f"{'transformers':>18}"
+          + "".join(f"{mode + '/torch':>16}" for mode in modes))
+    cell = lambda rate: f"{rate:7.2f} ({rate * tokens:6.0f})"  # noqa: E731
     for batch in BATCHES:
-        graph, xla = (figures["greedy", m]["throughput"][str(batch)] for m in ("graph", "xla"))
+        rates = [figures["greedy", m]["throughput"][str(batch)] for m in modes]
         torch_rate = anchor["throughput"][batch]
-        cell = lambda rate: f"{rate:7.2f} ({rate * tokens:6.0f})"  # noqa: E731
-        print(f"{batch:>5}{cell(graph):>18}{cell(xla):>18}{cell(torch_rate):>18}{graph / torch_rate:12.2f}"
-              f"{xla / torch_rate:10.2f}")
-    if "rss_mb_after" not in figures["greedy", "graph"]:
+        print(f"{batch:>5}" + "".join(f"{cell(rate):>18}" for rate in rates) + f"{cell(torch_rate):>18}"
+              + "".join(f"{rate / torch_rate:16.2f}" for rate in rates))
+    if "rss_mb_after" not in figures["greedy", modes[0]]:
         return
     print(f"\npeak RSS of the serving process (greedy), before and after one request of {RSS_BATCH} texts")
-    for mode in ("graph", "xla"):
+    for mode in modes:
         f = figures["greedy", mode]
-        print(f"{mode:<6} {f['rss_mb_before']:8.0f} MB -> {f['rss_mb_after']:8.0f} MB "
+        print(f"{mode:<14} {f['rss_mb_before']:8.0f} MB -> {f['rss_mb_after']:8.0f} MB "
               f"({f['rss_seconds']:.0f} s for the request)")
 
 
