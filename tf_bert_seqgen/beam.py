@@ -99,11 +99,17 @@ class SavedModelTextHandler(ModelHandler[bytes, PredictionResult, TextModel]):
     (GenerateText sends those texts to its errors; elsewhere, check for exceptions).
 
     Args:
-        model_dir: the exported SavedModel (a local path or any file system TensorFlow reads).
-        signature: a signature with one string [batch] input and one string [batch] output.
-        min_batch_size, max_batch_size: bounds of Beam's adaptive batch size.
-        large_model: one copy of the model per machine, shared by its worker processes.
-        model_copies: that many copies per machine instead (implies sharing).
+        model_dir: str. The exported SavedModel (a local path or any file system TensorFlow reads).
+        signature: str. A signature with one string [batch] input and one string [batch] output.
+        min_batch_size: int. Lower bound of Beam's adaptive batch size.
+        max_batch_size: int. Upper bound (the export's slice size, 32, by default).
+        large_model: bool. One copy of the model per machine, shared by its worker processes.
+        model_copies: int or None. That many copies per machine instead (implies sharing).
+
+    Raises:
+        FileNotFoundError: `model_dir` is not a SavedModel.
+        ValueError: no such signature, not a text signature, or batch sizes out of order; all raised when
+            the pipeline is built, not on the workers.
     """
 
     def __init__(self, model_dir: str, signature: str = "serving_default", *, min_batch_size: int = 1,
@@ -239,6 +245,25 @@ class GenerateText(beam.PTransform):
     bytes. Without it, Beam's BatchElements batches texts as they come, between the batch sizes. The other
     arguments are SavedModelTextHandler's. Beam counters in the "tf_bert_seqgen" namespace: texts_in =
     texts_done + texts_failed (`text_counters` reads them).
+
+    Args:
+        model_dir: str. The exported SavedModel.
+        signature: str. A text signature.
+        min_batch_size: int. As `SavedModelTextHandler`.
+        max_batch_size: int. As `SavedModelTextHandler`.
+        max_batch_bytes: int or None. Cap on a batch's total text bytes (with `sort_by_length`).
+        sort_by_length: bool. Sort each bundle's texts by length before batching.
+        large_model: bool. As `SavedModelTextHandler`.
+        model_copies: int or None. As `SavedModelTextHandler`.
+
+    Returns:
+        Applied to a PCollection of (key, text): (generated, errors), PCollections of
+        `{"id", "text", "generated_text"}` and of `{"id", "error"}` (plus `"text"` where readable) dicts;
+        each input is in exactly one of them.
+
+    Raises:
+        FileNotFoundError: as `SavedModelTextHandler`.
+        ValueError: as `SavedModelTextHandler`.
     """
 
     def __init__(self, model_dir: str, signature: str = "serving_default", *, min_batch_size: int = 1,
@@ -269,7 +294,14 @@ class GenerateText(beam.PTransform):
 
 
 def text_counters(result) -> dict[str, int]:
-    """The committed "tf_bert_seqgen" counters of a finished pipeline, by name."""
+    """The committed "tf_bert_seqgen" counters of a finished pipeline, by name.
+
+    Args:
+        result: the `PipelineResult` of `pipeline.run()`, finished.
+
+    Returns:
+        {counter name: value}: texts_in, texts_done, texts_failed, lines_unreadable (those that counted).
+    """
     query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
     counters = {}
     for counter in query["counters"]:
@@ -327,6 +359,14 @@ class ReadTexts(beam.PTransform):
     invalid UTF-8 is one record's error, not the pipeline's); compressed files (.gz, ...) are read as such.
     Each file is read whole by one worker (line numbers need that), then its lines are spread out.
     Counter: lines_unreadable.
+
+    Args:
+        file_pattern: str. Files Beam matches (local, gs://, ...); a `.jsonl` line is
+            `{"id": ..., "text": ...}` (the id defaults to `<file name>:<line number>`), any other line a
+            text with that id.
+
+    Returns:
+        Applied to a pipeline: (texts, errors), PCollections of (id, text) pairs and of error records.
     """
 
     def __init__(self, file_pattern: str):
@@ -346,7 +386,12 @@ def _json_line(record: dict) -> str:
 
 class WriteJsonl(beam.PTransform):
     """Dicts -> JSON-lines files PREFIX<shard_name_template>.jsonl; Beam's default template gives
-    PREFIX-SSSSS-of-NNNNN.jsonl. Beam writes them aside and renames them once all are written."""
+    PREFIX-SSSSS-of-NNNNN.jsonl. Beam writes them aside and renames them once all are written.
+
+    Args:
+        prefix: str. The output prefix (a path or any file system Beam writes).
+        shard_name_template: str or None. Beam's shard name template; None: its default.
+    """
 
     def __init__(self, prefix: str, shard_name_template: str | None = None):
         super().__init__()

@@ -38,7 +38,31 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class BertForSeqGenerationConfig:
-    """One BERT-style stack without token types. Defaults are those of the released 24-layer models."""
+    """One BERT-style stack without token types. Defaults are those of the released 24-layer models.
+
+    Args:
+        vocab_size: int. Rows of the word-embedding table (and of the tied LM head).
+        hidden_size: int. Width h of every layer.
+        num_hidden_layers: int. Transformer layers.
+        num_attention_heads: int. Heads per attention; must divide `hidden_size`.
+        intermediate_size: int. Width of the feed-forward's inner layer.
+        hidden_act: str. The feed-forward's activation: `"gelu"` (exact), `"gelu_new"` /
+            `"gelu_pytorch_tanh"` (tanh approximation), `"relu"`, `"silu"` / `"swish"`.
+        hidden_dropout_prob: float. Dropout after embeddings and sub-layers, in [0, 1).
+        attention_probs_dropout_prob: float. Dropout on attention probabilities, in [0, 1).
+        max_position_embeddings: int. Longest sequence, in tokens.
+        initializer_range: float. Standard deviation of the truncated-normal initialiser.
+        layer_norm_eps: float. LayerNorm's epsilon.
+        pad_token_id: int or None. Padding.
+        eos_token_id: int or None. End of sequence; generation stops there.
+        bos_token_id: int or None. Beginning of sequence; the decoder starts with it unless
+            `EncoderDecoderConfig.decoder_start_token_id` says otherwise.
+
+    Raises:
+        ConfigError: a field that cannot describe a model, named in the message (a non-positive size, a
+            hidden size the heads do not divide, an unknown activation, a dropout outside [0, 1), a
+            special token outside the vocabulary).
+    """
 
     vocab_size: int = 50358
     hidden_size: int = 1024
@@ -90,7 +114,16 @@ class BertForSeqGenerationConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> BertForSeqGenerationConfig:
-        """Builds from our own dict or an HF `bert` / `bert-generation` config dict."""
+        """Builds from our own dict or an HF `bert` / `bert-generation` config dict.
+
+        Args:
+            values: dict. HF fields that say nothing about the computation (`architectures`,
+                `torch_dtype`, generation settings, ...) are accepted and dropped.
+
+        Raises:
+            ConfigError: another model type, relative position embeddings, factorised embeddings, or an
+                unknown field.
+        """
         values = dict(values)
         model_type = values.get("model_type", "bert-generation")
         if model_type not in ("bert-generation", "bert"):
@@ -118,7 +151,17 @@ class BertForSeqGenerationConfig:
 
 @dataclasses.dataclass
 class EncoderDecoderConfig:
-    """Two stacks plus what joins them. `share` is HF's `tie_encoder_decoder` (BERTSHARE)."""
+    """Two stacks plus what joins them.
+
+    Args:
+        encoder: `BertForSeqGenerationConfig` or its dict.
+        decoder: `BertForSeqGenerationConfig` or its dict; it gains cross-attention over the encoder.
+        share: bool. One set of weights for both stacks (BERTSHARE, HF's `tie_encoder_decoder`).
+        decoder_start_token_id: int or None. The decoder's first token; None: the decoder's bos.
+
+    Raises:
+        ConfigError: `share` with different stacks, or stacks of different hidden sizes.
+    """
 
     encoder: BertForSeqGenerationConfig = dataclasses.field(default_factory=BertForSeqGenerationConfig)
     decoder: BertForSeqGenerationConfig = dataclasses.field(default_factory=BertForSeqGenerationConfig)
@@ -154,7 +197,11 @@ class EncoderDecoderConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> EncoderDecoderConfig:
-        """Builds from our dict or an HF `encoder-decoder` config dict."""
+        """Builds from our dict or an HF `encoder-decoder` config dict (`tie_encoder_decoder` is `share`).
+
+        Raises:
+            ConfigError: another model type, a missing sub-config, or a sub-config `from_dict` refuses.
+        """
         if values.get("model_type", "encoder-decoder") != "encoder-decoder":
             raise ConfigError(f"model_type {values.get('model_type')!r} is not 'encoder-decoder'")
         for key in ("encoder", "decoder"):

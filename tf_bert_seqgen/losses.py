@@ -33,7 +33,14 @@ def sequence_cross_entropy(labels, logits, pad_token_id: int = 0, label_smoothin
 @keras.saving.register_keras_serializable(package="tf_bert_seqgen")
 class SequenceCrossEntropy(keras.losses.Loss):
     """Keras loss around `sequence_cross_entropy`: y_true labels [b, t], y_pred logits [b, t, v] -> scalar,
-    the mean over target tokens that are not pad (or -100)."""
+    the mean over target tokens that are not pad (or -100). `EncoderDecoder.compile()` without a loss
+    uses it.
+
+    Args:
+        pad_token_id: int. Label id that is not scored (nor is -100).
+        label_smoothing: float. Share of the target probability spread over the vocabulary.
+        name: str. The loss's name.
+    """
 
     def __init__(self, pad_token_id: int = 0, label_smoothing: float = 0.0, name="sequence_cross_entropy",
                  **kwargs):

@@ -100,10 +100,23 @@ def sari_sentence(source: str, prediction: str, references: Sequence[str], lower
 
 def sari(sources: Sequence[str], predictions: Sequence[str], references_list: Sequence[Sequence[str]],
          lowercase: bool = True, tokenize: str = "13a") -> float:
-    """Corpus SARI in [0, 100]: the mean of sentence scores times 100.
+    """Corpus SARI in [0, 100]: the mean of sentence scores (keep F1, deletion precision and addition F1
+    over n = 1..4) times 100, as tensor2tensor and HF `evaluate` compute it.
 
-    `references_list[i]` holds the references of example i (a bare string counts as one reference).
-    lowercase=False, tokenize="none": scored as written (case, and spacing around punctuation, count).
+    Args:
+        sources: list of str. The inputs.
+        predictions: list of str. One output per input.
+        references_list: `references_list[i]` holds the references of example i (a bare string counts as
+            one reference).
+        lowercase: bool. Lowercase before scoring (HF `evaluate`'s default).
+        tokenize: str. `"13a"` (sacrebleu's words, the default) or `"none"` (whitespace-split);
+            `lowercase=False, tokenize="none"` scores text as written (case and spacing count).
+
+    Returns:
+        float in [0, 100].
+
+    Raises:
+        ValueError: the three lists differ in length or are empty, or an example has no reference.
     """
     _check_lengths(sources=sources, predictions=predictions, references=references_list)
     refs = [[r] if isinstance(r, str) else list(r) for r in references_list]
@@ -112,7 +125,18 @@ def sari(sources: Sequence[str], predictions: Sequence[str], references_list: Se
 
 
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F-measure in [0, 100], Porter-stemmed as in the summarization papers."""
+    """Mean ROUGE-1/2/L F-measure, Porter-stemmed as in the summarization papers.
+
+    Args:
+        predictions: list of str.
+        references: list of str, one per prediction.
+
+    Returns:
+        {"rouge1", "rouge2", "rougeL"}: floats in [0, 100].
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
     from rouge_score import rouge_scorer  # imported here: it pulls in nltk, slow for other metrics
 
     _check_lengths(predictions=predictions, references=references)
@@ -127,7 +151,18 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, fl
 
 
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU in [0, 100] with sacrebleu's defaults (13a tokenization, one reference each)."""
+    """Corpus BLEU with sacrebleu's defaults (13a tokenization, one reference each).
+
+    Args:
+        predictions: list of str.
+        references: list of str, one per prediction.
+
+    Returns:
+        float in [0, 100].
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
     import sacrebleu
 
     _check_lengths(predictions=predictions, references=references)
@@ -135,7 +170,18 @@ def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Fraction in [0, 1] of predictions equal to their reference after collapsing whitespace."""
+    """Fraction of predictions equal to their reference after collapsing whitespace.
+
+    Args:
+        predictions: list of str.
+        references: list of str, one per prediction.
+
+    Returns:
+        float in [0, 1].
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
     _check_lengths(predictions=predictions, references=references)
     hits = sum(" ".join(p.split()) == " ".join(r.split()) for p, r in zip(predictions, references, strict=True))
     return hits / len(predictions)
@@ -152,8 +198,20 @@ def words_as_written(text: str) -> list[str]:
 
 
 def novel_word_rate(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Share in [0, 1] of all predicted words (`words_as_written`, case-sensitive) found in neither that
-    example's source nor its reference: words a rewriting model invented or misspelled."""
+    """Share of all predicted words (`words_as_written`, case-sensitive) found in neither that example's
+    source nor its reference: words a rewriting model invented or misspelled.
+
+    Args:
+        sources: list of str.
+        predictions: list of str, one per source.
+        references: list of str, one per source.
+
+    Returns:
+        float in [0, 1]; 0.0 when the predictions hold no words.
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
+    """
     _check_lengths(sources=sources, predictions=predictions, references=references)
     novel = total = 0
     for source, prediction, reference in zip(sources, predictions, references, strict=True):
@@ -166,9 +224,20 @@ def novel_word_rate(sources: Sequence[str], predictions: Sequence[str], referenc
 
 def compute_metrics(sources: Sequence[str], predictions: Sequence[str], references: Sequence[str],
                     sari_lowercase: bool = True, sari_tokenize: str = "13a") -> dict:
-    """All metrics for single-reference data: rouge1, rouge2, rougeL, bleu, sari (0-100), exact_match (0-1).
+    """All metrics for single-reference data.
 
-    sari_lowercase / sari_tokenize: `sari`'s lowercase / tokenize (default: HF `evaluate`'s SARI).
+    Args:
+        sources: list of str.
+        predictions: list of str, one per source.
+        references: list of str, one per source.
+        sari_lowercase: bool. `sari`'s `lowercase` (default: HF `evaluate`'s SARI).
+        sari_tokenize: str. `sari`'s `tokenize`.
+
+    Returns:
+        {"rouge1", "rouge2", "rougeL", "bleu", "sari"} in [0, 100] and "exact_match" in [0, 1].
+
+    Raises:
+        ValueError: the lists differ in length or are empty.
     """
     _check_lengths(sources=sources, predictions=predictions, references=references)
     return {

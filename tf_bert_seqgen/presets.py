@@ -12,6 +12,23 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
+    """One released checkpoint: where it lives, how its input is prepared, how it decodes.
+
+    Attributes:
+        name: str. The preset's name (`from_preset("roberta24_gigaword")`).
+        hf_repo: str or None. The Hugging Face repo id.
+        tfhub_handle: str or None. The TF Hub handle.
+        tokenizer: str. `"sentencepiece"` (spiece.model) or `"wordpiece"` (vocab.txt).
+        shared: bool or None. Encoder and decoder share their weights (BERTSHARE); None: encoder only.
+        preprocess: str or None. The model card's input fix (`tokenizers.PREPROCESS_OPTIONS`).
+        max_input_length: int. Longest input, in tokens.
+        max_output_length: int. Most new tokens when decoding.
+        num_beams: int. Beam size (the paper's 4).
+        length_penalty: float. The paper's alpha 0.6.
+        length_penalty_style: str. `"gnmt"`: the paper's penalty.
+        description: str. The task.
+    """
+
     name: str
     hf_repo: str | None
     tfhub_handle: str | None
@@ -66,14 +83,32 @@ PRESETS = {p.name: p for p in [
 
 
 def list_presets(tokenizer: str | None = None, encoder_only: bool | None = None) -> dict[str, Preset]:
-    """The released checkpoints by name (a new dict), optionally only those with a "sentencepiece" or
-    "wordpiece" tokenizer, or only the encoder-only / encoder-decoder ones. KerasHub's `Class.presets`."""
+    """The released checkpoints by name, as KerasHub's `Class.presets`.
+
+    Args:
+        tokenizer: str or None. Only those with a `"sentencepiece"` or `"wordpiece"` tokenizer.
+        encoder_only: bool or None. Only the encoder-only (True) or the encoder-decoder (False) ones.
+
+    Returns:
+        A new dict {name: `Preset`}.
+    """
     return {name: p for name, p in PRESETS.items()
             if tokenizer in (None, p.tokenizer) and encoder_only in (None, p.encoder_only)}
 
 
 def get_preset(name: str) -> Preset:
-    """A preset by its name, its HF repo id or its TF Hub handle."""
+    """A preset by its name, its HF repo id or its TF Hub handle.
+
+    Args:
+        name: str. `"roberta24_gigaword"`, `"google/roberta2roberta_L-24_gigaword"` or
+            `"https://tfhub.dev/google/bertseq2seq/roberta24_gigaword/1"`.
+
+    Returns:
+        The `Preset`.
+
+    Raises:
+        KeyError: no release has that name, listing those that do.
+    """
     for preset in PRESETS.values():
         if name in (preset.name, preset.hf_repo, preset.tfhub_handle) or (
                 preset.tfhub_handle and name.rstrip("/").endswith(preset.tfhub_handle[len(_HUB):].rstrip("/"))):

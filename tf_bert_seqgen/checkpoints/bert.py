@@ -78,13 +78,33 @@ def copy_self_attention_to_cross_attention(decoder):
 
 def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertForSeqGenerationConfig | None = None,
                decoder_start_token_id=None, cross_attention: str = "random"):
-    """Builds BERT2BERT / BERTSHARE / BERT2RND / RND2RND.
+    """Builds BERT2BERT / BERTSHARE / BERT2RND / RND2RND, the paper's set-ups
+    (`EncoderDecoder.from_encoder_decoder_pretrained` calls it).
 
-    encoder_path / decoder_path: BERT directories (or hub names); None means random init.
-    config: the stack config; defaults to the checkpoint's, and RND2RND needs it. Given with a
-        checkpoint, it may change what the weights do not fix (dropout, ...); shapes must still fit.
-    cross_attention: "random" (the paper) or "self_attention" (see the module docstring); the latter
-        needs a pre-trained decoder (BERT2BERT, BERTSHARE).
+    BERT's segment-0 embedding is folded into the position table, so a warm-started encoder reproduces
+    BERT's hidden states exactly; the decoder's cross-attention, which BERT lacks, starts random or as a
+    copy of each layer's self-attention.
+
+    Args:
+        encoder_path: str or None. A BERT directory in the HF layout, or an HF repo id; None: random.
+        decoder_path: str or None. The same for the decoder; None: random (BERT2RND), or the encoder's
+            with `share`.
+        share: bool. One stack for both (BERTSHARE, HF's `tie_encoder_decoder`).
+        config: `BertForSeqGenerationConfig` or None. The stacks' configuration; defaults to the
+            checkpoint's, and RND2RND needs it. Given with a checkpoint, it may change what the weights do
+            not fix (dropout, ...); shapes must still fit.
+        decoder_start_token_id: int or None. None: the decoder's bos (BERT's `[CLS]`).
+        cross_attention: str. `"random"` (the paper) or `"self_attention"`; the latter needs a pre-trained
+            decoder (BERT2BERT, BERTSHARE).
+
+    Returns:
+        The `EncoderDecoder`.
+
+    Raises:
+        ValueError: `share` with two different checkpoints, an unknown `cross_attention` or one a random
+            decoder cannot take, RND2RND without `config`, or encoder and decoder checkpoints of
+            different shapes.
+        CheckpointError: a checkpoint that cannot be found or read.
     """
     encoder_dir = resolve(encoder_path) if encoder_path else None
     decoder_dir = resolve(decoder_path) if decoder_path else None

@@ -25,6 +25,17 @@ def resolve(path_or_name: str, tokenizer_only: bool = False) -> str:
     Downloads the configs, tokenizer files and safetensors weights; PyTorch's `*.bin` only for a repo
     without safetensors (many repos hold both, each the model's full size); with `tokenizer_only`, no
     weights at all.
+
+    Args:
+        path_or_name: str. A local directory or an HF repo id (`"google/roberta2roberta_L-24_bbc"`).
+        tokenizer_only: bool. Download only the configs and tokenizer files.
+
+    Returns:
+        A local directory: `path_or_name` itself, or the snapshot in the Hugging Face cache.
+
+    Raises:
+        CheckpointError: a file rather than a directory, or a repo that can be neither fetched nor found
+            in the cache (offline: `HF_HUB_OFFLINE=1`).
     """
     if os.path.isdir(path_or_name):
         return path_or_name
@@ -49,7 +60,18 @@ def _snapshot(name: str, patterns) -> str:
 
 
 def read_tensors(directory: str) -> dict[str, np.ndarray]:
-    """All tensors of an HF checkpoint directory as numpy arrays, by name."""
+    """All tensors of an HF checkpoint directory, by their HF names.
+
+    Args:
+        directory: str. Holding `model.safetensors` (or its sharded index), or PyTorch's
+            `pytorch_model.bin` (which needs torch).
+
+    Returns:
+        {name: numpy array}.
+
+    Raises:
+        CheckpointError: the directory holds no weight file, or one that cannot be read.
+    """
     files = [f for f in WEIGHT_FILES if os.path.isfile(os.path.join(directory, f))]
     if not files:
         raise CheckpointError(f"{directory} holds no weights (looked for {', '.join(WEIGHT_FILES)})")

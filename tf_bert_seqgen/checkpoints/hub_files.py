@@ -126,7 +126,13 @@ def _module_def_format(data: bytes) -> int | None:
 
 @dataclasses.dataclass
 class TokenizerSource:
-    """Where a module's tokenizer comes from: kind "sentencepiece" (model bytes) or "wordpiece" (path)."""
+    """Where a module's tokenizer comes from.
+
+    Attributes:
+        kind: str. `"sentencepiece"` or `"wordpiece"`.
+        data: bytes or str. The SentencePiece model's bytes, or the vocabulary's path.
+        origin: str. Where it was found, for messages.
+    """
 
     kind: str
     data: bytes | str
@@ -134,7 +140,14 @@ class TokenizerSource:
 
 
 def find_tokenizer(directory: str) -> TokenizerSource | None:
-    """The module's own tokenizer: the `SentencepieceOp` model in saved_model.pb, else a vocab .txt in assets/."""
+    """The module's own tokenizer: the `SentencepieceOp` model in saved_model.pb, else a vocab .txt in assets/.
+
+    Args:
+        directory: str. The module directory.
+
+    Returns:
+        A `TokenizerSource`, or None when the module holds neither.
+    """
     path = os.path.join(directory, "saved_model.pb")
     model = sentencepiece_model_from_saved_model(path)
     if model is not None:

@@ -220,10 +220,21 @@ def _decoder_repeats_encoder(tensors: dict) -> bool:
 
 
 def module_tokenizer(directory: str, spm_model=None, vocab_file=None, preset=None, **options):
-    """The tokenizer for a module: `spm_model` (path or bytes) / `vocab_file` when given, else the module's.
+    """The tokenizer for a module: `spm_model` / `vocab_file` when given, else the module's own.
 
-    options go to the tokenizer constructor; the preset's input preprocessing and maximum input length
-    are the defaults. Returns a `BertForSeqGenerationTokenizer` or a `WordPieceTokenizer`.
+    Args:
+        directory: str. The module directory.
+        spm_model: bytes, str or None. A SentencePiece model (bytes or a `spiece.model` path).
+        vocab_file: str or None. A WordPiece `vocab.txt`.
+        preset: `Preset` or None. Its input preprocessing and maximum input length are the defaults.
+        **options: tokenizer constructor arguments.
+
+    Returns:
+        A `BertForSeqGenerationTokenizer` or a `WordPieceTokenizer`.
+
+    Raises:
+        ValueError: both `spm_model` and `vocab_file`.
+        HubModuleError: the module holds no tokenizer and none was given, or its vocabulary is unreadable.
     """
     if spm_model is not None and vocab_file is not None:
         raise ValueError("pass spm_model or vocab_file, not both")
@@ -254,7 +265,16 @@ def _build_tokenizer(source: TokenizerSource, options: dict):
 
 @dataclasses.dataclass
 class LoadedModule:
-    """Everything `load_module` learns about a module."""
+    """Everything `load_module` learns about a module.
+
+    Attributes:
+        model: the `EncoderDecoder`, its weights assigned.
+        tokenizer: the module's tokenizer.
+        layout: str. How the module names its decoder's variables: `"separate"` or `"coupled"` (shared).
+        preset: the matching `Preset`, or None.
+        directory: str. The module's local directory.
+        handle: str. What was asked for (handle or directory).
+    """
 
     model: object
     tokenizer: object
@@ -266,8 +286,24 @@ class LoadedModule:
 
 def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab_file=None, preset=None,
          share: bool | None = None, tokenizer_options: dict | None = None) -> LoadedModule:
-    """`load_module` with everything it found (layout, preset, directory). preset: a `Preset`, a preset
-    name, or None to match one by handle."""
+    """`load_module` with everything it found (layout, preset, directory).
+
+    Args:
+        handle_or_dir: str. A module directory or a TF Hub handle.
+        num_heads: int or None. As `load_module`.
+        spm_model: bytes, str or None. As `load_module`.
+        vocab_file: str or None. As `load_module`.
+        preset: a `Preset`, a preset name, or None to match one by handle.
+        share: bool or None. Whether encoder and decoder share weights; None: read from the variables.
+        tokenizer_options: dict or None. Tokenizer constructor arguments.
+
+    Returns:
+        A `LoadedModule`.
+
+    Raises:
+        HubModuleError: not a bertseq2seq module, a tokenizer larger than the embeddings, or variables
+            missing, unexpected or of the wrong shape (all checked before any is assigned).
+    """
     handle_or_dir = os.fspath(handle_or_dir)
     directory = resolve_module(handle_or_dir)
     preset = get_preset(preset) if isinstance(preset, str) else preset or find_preset(handle_or_dir, directory)
@@ -294,12 +330,23 @@ def _token_ids(tokenizer) -> dict:
 
 
 def load_module(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab_file=None, **kwargs):
-    """A TF Hub bertseq2seq module as (`EncoderDecoder`, tokenizer).
+    """A TF Hub bertseq2seq module (TF1 hub format, read by variable name) as (`EncoderDecoder`, tokenizer).
 
-    handle_or_dir: a module directory or a TF Hub handle (resolved through tensorflow_hub's cache).
-    num_heads: attention heads (not recorded in the module; see `infer_config` for the fallback).
-    spm_model / vocab_file: a tokenizer to use instead of the module's own (needed when it has none).
-    kwargs: preset, share, tokenizer_options (see `load`).
+    Args:
+        handle_or_dir: str. A module directory or a TF Hub handle (downloaded once into
+            `$TFHUB_CACHE_DIR` through tensorflow_hub's cache).
+        num_heads: int or None. Attention heads, which the module does not record (`infer_config` has
+            the fallback).
+        spm_model: bytes, str or None. A SentencePiece model to use instead of the module's own (needed
+            when it has none).
+        vocab_file: str or None. A WordPiece vocabulary to use instead.
+        **kwargs: `preset`, `share`, `tokenizer_options` (see `load`).
+
+    Returns:
+        (model, tokenizer).
+
+    Raises:
+        HubModuleError: as `load`.
     """
     loaded = load(handle_or_dir, num_heads, spm_model, vocab_file, **kwargs)
     return loaded.model, loaded.tokenizer
@@ -307,12 +354,28 @@ def load_module(handle_or_dir: str, num_heads: int | None = None, spm_model=None
 
 def convert_module(handle_or_dir: str, out_dir: str, num_heads: int | None = None, spm_model=None,
                    vocab_file=None, overwrite: bool = True, **kwargs) -> str:
-    """Converts a module into our directory format, atomically; returns `out_dir`.
+    """Converts a module into our directory format (HF's layout), atomically.
 
     Writes config.json, generation_config.json and model.safetensors (`EncoderDecoder.save_pretrained`),
     the tokenizer files (spiece.model or vocab.txt + tokenizer_config.json) and preset.json (the
     `Preset` fields: decoding defaults beam 4 and GNMT length penalty 0.6 unless the matched preset says
     otherwise). The module is read and checked completely before anything is written.
+
+    Args:
+        handle_or_dir: str. A module directory or a TF Hub handle.
+        out_dir: str. The directory to write.
+        num_heads: int or None. As `load_module`.
+        spm_model: bytes, str or None. As `load_module`.
+        vocab_file: str or None. As `load_module`.
+        overwrite: bool. Replace an existing `out_dir`.
+        **kwargs: as `load`.
+
+    Returns:
+        `out_dir`.
+
+    Raises:
+        FileExistsError: `out_dir` exists and `overwrite` is False.
+        HubModuleError: as `load`.
     """
     if not overwrite and os.path.exists(out_dir):
         raise FileExistsError(f"{out_dir} already exists; refusing to overwrite it")
@@ -364,10 +427,24 @@ def module_variables(model, layout: str = "separate") -> dict[str, np.ndarray]:
 
 
 def write_module_variables(model, path: str, layout: str = "separate", global_step: int = 0) -> str:
-    """Writes our model as a TF checkpoint with the hub variable names (+ `global_step`).
+    """Writes our model as a TF checkpoint with the hub variable names (+ `global_step`): what a module's
+    `variables/` holds.
 
-    path: a module directory (existing; its `variables/` is replaced atomically) or a checkpoint
-    prefix. Returns the checkpoint prefix, readable by `tf.train.load_checkpoint` and `read_module_variables`.
+    Args:
+        model: an `EncoderDecoder`.
+        path: str. A module directory (existing; its `variables/` is replaced atomically) or a checkpoint
+            prefix.
+        layout: str. `"separate"`, or `"coupled"` for a shared model (one set of self-attention and
+            feed-forward weights).
+        global_step: int. The checkpoint's `global_step`.
+
+    Returns:
+        The checkpoint prefix, readable by `tf.train.load_checkpoint` and `read_module_variables`.
+
+    Raises:
+        ValueError: an unknown layout.
+        HubModuleError: `"coupled"` for a model that is not shared, or an unshared model whose encoder and
+            decoder embeddings differ (the hub layout stores them once).
     """
     tensors = module_variables(model, layout)
     tensors[GLOBAL_STEP] = np.asarray(global_step, np.int64)

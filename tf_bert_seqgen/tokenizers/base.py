@@ -108,6 +108,9 @@ class _InGraphTokenizer(tf.Module):
         Returns:
             int32 `tf.RaggedTensor` [batch, (tokens)] (a [tokens] int32 tensor for a scalar input): the
             preprocessed text's ids, truncated to `max_length` tokens, bos/eos included when added.
+
+        Raises:
+            ValueError: `strings` is neither a scalar nor of rank 1.
         """
         return self._tokenize(strings, self.max_length)
 
@@ -146,6 +149,9 @@ class _InGraphTokenizer(tf.Module):
 
         Returns:
             string tensor [batch] (a scalar for a [len] input).
+
+        Raises:
+            ValueError: `ids` are not integers of rank 1 or 2.
         """
         if isinstance(ids, tf.RaggedTensor):
             # Padded with -1, an id outside the vocabulary, so the padding is dropped below.
@@ -180,15 +186,29 @@ class _InGraphTokenizer(tf.Module):
     # ------------------------------------------------------------------ Python conveniences
 
     def encode(self, text):
-        """`str` -> list[int]; list of str -> list[list[int]] (the ids of `tokenize`)."""
+        """The ids of `tokenize`, as Python lists.
+
+        Args:
+            text: a `str`, or a list of `str`.
+
+        Returns:
+            list of int for a `str`; list of lists of int for a list.
+        """
         if isinstance(text, str):
             return self.tokenize(tf.constant(text)).numpy().tolist()
         return self.tokenize(tf.constant(list(text), tf.string)).to_list()
 
     def decode(self, ids, skip_special_tokens: bool = False, stop_at_eos: bool = False):
-        """One sequence of ids -> str; a batch (list of lists, 2-D array or tensor) -> list[str].
+        """Ids to text, equal to transformers' `decode`.
 
-        Equal to transformers' `decode`; `stop_at_eos=True` for generation output (see `detokenize`).
+        Args:
+            ids: one sequence (a list of int, a 1-D array or tensor) or a batch (a list of lists, a 2-D
+                array, tensor or ragged tensor [batch, (len)]).
+            skip_special_tokens: bool. As `detokenize`.
+            stop_at_eos: bool. As `detokenize`; True for generation output (`generate` pads after eos).
+
+        Returns:
+            `str` for one sequence, list of `str` for a batch.
         """
         if isinstance(ids, (tf.Tensor, tf.RaggedTensor, np.ndarray)):
             batched = ids.shape.rank == 2 if isinstance(ids, (tf.Tensor, tf.RaggedTensor)) else ids.ndim == 2
@@ -217,6 +237,10 @@ class _InGraphTokenizer(tf.Module):
         Returns:
             dict with `input_ids` [batch, len] int32 right-padded with `pad_token_id`, and
             `attention_mask` [batch, len] int32 (1 on tokens, 0 on padding).
+
+        Raises:
+            ValueError: an unknown `padding` or `return_tensors`, or `padding="max_length"` without a
+                length.
         """
         if padding not in ("longest", "max_length"):
             raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
@@ -274,12 +298,21 @@ class _InGraphTokenizer(tf.Module):
 
     @classmethod
     def from_preset(cls, name_or_path, **overrides):
-        """The tokenizer of a preset name (`presets.list_presets()`), an HF repo id, a TF Hub handle or a
-        local directory (KerasHub's `Tokenizer.from_preset`).
+        """The tokenizer of a preset, as KerasHub's `Tokenizer.from_preset`.
 
-        A preset's input preparation (`preprocess`, `max_length`) comes with it; keyword arguments
-        override it and the files' settings. An HF repo's tokenizer files are downloaded (no weights),
-        a TF Hub module's tokenizer is read from its graph or assets. `load_tokenizer` picks the class.
+        A preset's input preparation (`preprocess`, `max_length`) comes with it. An HF repo's tokenizer
+        files are downloaded (no weights), a TF Hub module's tokenizer is read from its graph or assets.
+        `load_tokenizer` picks the class.
+
+        Args:
+            name_or_path: str. A preset name (`presets.list_presets()`), an HF repo id, a TF Hub handle or
+                a local directory.
+            **overrides: constructor arguments that replace the preset's and the files' settings.
+
+        Raises:
+            FileNotFoundError: the source holds no tokenizer files.
+            ValueError: the source holds the other kind of tokenizer (SentencePiece or WordPiece).
+            HubModuleError: a TF Hub module without a tokenizer in its graph or assets.
         """
         return cls.from_located(locate(name_or_path, tokenizer_only=True), **overrides)
 

@@ -16,11 +16,22 @@ TOKENIZER_CLASSES = {cls.KIND: cls for cls in (BertForSeqGenerationTokenizer, Wo
 def load_tokenizer(name_or_path, **overrides):
     """The tokenizer of an HF-layout directory, a preset name, an HF repo id or a TF Hub handle / module.
 
-    A directory with `spiece.model` -> SentencePiece, `vocab.txt` -> WordPiece (both: the saved tokenizer
-    class decides); casing and special tokens come from `tokenizer_config.json` when present
-    (`do_lower_case`, ...). Anything else goes through `from_preset` of the class its files call for,
-    with the preset's input preparation. Keyword arguments override both (e.g. `preprocess="gigaword"`,
-    `max_length=128`).
+    A directory with `spiece.model` gives a `BertForSeqGenerationTokenizer`, one with `vocab.txt` a
+    `WordPieceTokenizer` (with both, the saved tokenizer class decides); casing and special tokens come
+    from `tokenizer_config.json` when present (`do_lower_case`, ...). Anything else goes through
+    `from_preset` of the class its files call for, with the preset's input preparation.
+
+    Args:
+        name_or_path: str or path. A directory, a preset name, an HF repo id or a TF Hub handle.
+        **overrides: constructor arguments that replace the files' and the preset's settings (e.g.
+            `preprocess="gigaword"`, `max_length=128`).
+
+    Returns:
+        A `BertForSeqGenerationTokenizer` or a `WordPieceTokenizer`.
+
+    Raises:
+        FileNotFoundError: a directory with neither `spiece.model` nor `vocab.txt` (nor a TF Hub module).
+        TokenizerFileError: the tokenizer files are unreadable.
     """
     path = os.fspath(name_or_path)
     if os.path.isdir(path):

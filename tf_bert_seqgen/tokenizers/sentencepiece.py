@@ -55,14 +55,29 @@ class _SentencepieceModel(tf.saved_model.experimental.TrackableResource):
 class BertForSeqGenerationTokenizer(_InGraphTokenizer):
     """SentencePiece tokenizer of the bertseq2seq models, equal to `transformers.BertGenerationTokenizer`.
 
+    A `tf.Module`: `tokenize` and `detokenize` run in the graph (eagerly, in `tf.function`, in `tf.data` and
+    inside an exported SavedModel); `__call__` pads a batch for the model. The special-token strings that
+    are pieces of the model are cut out of input text and map to their ids, as transformers does;
+    `pad_token_id`, `eos_token_id`, ... fall back to the model's own pad / eos / bos / unk ids.
+
     Args:
-        model: the serialized SentencePiece model (bytes) or the path of a `spiece.model` file.
-        bos_token, eos_token, unk_token, pad_token, sep_token: special-token strings, as transformers'
-            defaults. Those that are pieces of the model are cut out of input text and map to their
-            ids; `pad_token_id` etc. fall back to the model's own pad/eos/bos/unk ids.
-        max_length: truncation length of `tokenize` (bos/eos included), None for none.
-        add_bos, add_eos: add bos / eos around each sequence (the released models add none).
-        preprocess: None, "discofuse", "gigaword" or "wikisplit" (see `_preprocess`).
+        model: bytes or str. The serialized SentencePiece model, or the path of a `spiece.model` file.
+        bos_token: str. Beginning of sequence (transformers' default `"<s>"`).
+        eos_token: str. End of sequence (`"</s>"`).
+        unk_token: str. Unknown piece (`"<unk>"`).
+        pad_token: str. Padding (`"<pad>"`).
+        sep_token: str. Separator (`"<::::>"`).
+        max_length: int or None. Truncation length of `tokenize`, bos / eos included; None: no truncation.
+        add_bos: bool. Put bos before each sequence (the released models add none).
+        add_eos: bool. Put eos after each sequence.
+        preprocess: None, `"discofuse"`, `"gigaword"` or `"wikisplit"`: a release's input fix, applied in
+            the graph before tokenizing.
+        name: str or None. The `tf.Module`'s name.
+
+    Raises:
+        TokenizerFileError: `model` is empty, not a SentencePiece model, or has no pieces.
+        ValueError: `preprocess` is unknown, `max_length` is not a positive integer (or leaves no room for
+            bos / eos), or bos / eos is to be added but the model has none.
     """
 
     KIND = "sentencepiece"
@@ -134,7 +149,15 @@ class BertForSeqGenerationTokenizer(_InGraphTokenizer):
         return tf.strings.regex_replace(text, _PY_STRIP, "")
 
     def save_pretrained(self, directory: str) -> tuple:
-        """Writes spiece.model, tokenizer_config.json and special_tokens_map.json; returns the paths."""
+        """Writes `spiece.model`, `tokenizer_config.json` and `special_tokens_map.json` (HF's layout, which
+        `transformers.BertGenerationTokenizer` reads too).
+
+        Args:
+            directory: str. Created if missing; files there of the same names are replaced.
+
+        Returns:
+            The paths written.
+        """
         os.makedirs(directory, exist_ok=True)
         model_path = os.path.join(directory, SPIECE_MODEL_FILE)
         with open(model_path, "wb") as f:
@@ -153,7 +176,15 @@ class BertForSeqGenerationTokenizer(_InGraphTokenizer):
 
     @classmethod
     def from_pretrained(cls, directory: str, **overrides) -> BertForSeqGenerationTokenizer:
-        """Loads from a directory holding `spiece.model` (+ optional HF tokenizer_config.json)."""
+        """Loads from a directory holding `spiece.model` (and optionally HF's `tokenizer_config.json`).
+
+        Args:
+            directory: str. The directory.
+            **overrides: constructor arguments that replace the files' settings.
+
+        Raises:
+            FileNotFoundError: the directory has no `spiece.model`.
+        """
         path = os.path.join(directory, SPIECE_MODEL_FILE)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no {SPIECE_MODEL_FILE} in {directory}")

@@ -39,16 +39,31 @@ def is_uncased_vocabulary(tokens) -> bool:
 class WordPieceTokenizer(_InGraphTokenizer):
     """BERT WordPiece tokenizer, equal to `transformers.BertTokenizer` (cased or uncased).
 
+    A `tf.Module` like `BertForSeqGenerationTokenizer`: the same in-graph and Python methods.
+
     Args:
-        vocabulary: path of a `vocab.txt` (one token per line, id = line number) or a list of tokens.
-        lowercase: lowercase the text (uncased vocabularies), HF's `do_lower_case`.
-        strip_accents: NFD + drop non-spacing marks; None follows `lowercase`, as in BERT.
-        tokenize_chinese_chars: isolate CJK ideographs.
-        unk_token: None picks `[UNK]`, or `<unk>` when the vocabulary only has that one.
-        cls_token, sep_token, mask_token: BERT's special tokens.
-        pad_token, bos_token, eos_token: None picks `<pad>` / `<s>` / `</s>` when the vocabulary has them
-            (the bert2bert WMT cards pass these), else `[PAD]` / `[CLS]` / `[SEP]`.
-        max_length, add_bos, add_eos, preprocess: as `BertForSeqGenerationTokenizer`.
+        vocabulary: str or list of str. The path of a `vocab.txt` (one token per line, id = line number),
+            or the tokens.
+        lowercase: bool. Lowercase the text (uncased vocabularies), HF's `do_lower_case`.
+        strip_accents: bool or None. NFD, then drop non-spacing marks; None follows `lowercase`, as in BERT.
+        tokenize_chinese_chars: bool. Isolate CJK ideographs.
+        unk_token: str or None. None picks `[UNK]`, or `<unk>` when the vocabulary only has that one.
+        cls_token: str. BERT's classification token, which starts a warm-started decoder.
+        sep_token: str. BERT's separator, which ends a warm-started decoder's output.
+        mask_token: str. BERT's mask token.
+        pad_token: str or None. None picks `<pad>` when the vocabulary has it (the bert2bert WMT cards pass
+            these three), else `[PAD]`.
+        bos_token: str or None. None picks `<s>` when the vocabulary has it, else `[CLS]`.
+        eos_token: str or None. None picks `</s>` when the vocabulary has it, else `[SEP]`.
+        max_length: int or None. As `BertForSeqGenerationTokenizer`.
+        add_bos: bool. As `BertForSeqGenerationTokenizer`.
+        add_eos: bool. As `BertForSeqGenerationTokenizer`.
+        preprocess: None or a release's input fix, as `BertForSeqGenerationTokenizer`.
+        name: str or None. The `tf.Module`'s name.
+
+    Raises:
+        TokenizerFileError: the vocabulary is empty, not UTF-8 text, or lacks its unknown token.
+        ValueError: as `BertForSeqGenerationTokenizer`.
     """
 
     # tokenizers' BertPreTokenizer isolates ASCII punctuation and Unicode P* characters (its tables).
@@ -179,7 +194,15 @@ class WordPieceTokenizer(_InGraphTokenizer):
         return tf.strings.reduce_join(tokens.with_flat_values(flat), axis=-1)
 
     def save_pretrained(self, directory: str) -> tuple:
-        """Writes vocab.txt, tokenizer_config.json and special_tokens_map.json; returns the paths."""
+        """Writes `vocab.txt`, `tokenizer_config.json` and `special_tokens_map.json` (HF's layout, which
+        `transformers.BertTokenizer` reads too).
+
+        Args:
+            directory: str. Created if missing; files there of the same names are replaced.
+
+        Returns:
+            The paths written.
+        """
         os.makedirs(directory, exist_ok=True)
         vocab_path = os.path.join(directory, VOCAB_FILE)
         with open(vocab_path, "w", encoding="utf-8", newline="\n") as f:
@@ -203,7 +226,16 @@ class WordPieceTokenizer(_InGraphTokenizer):
 
     @classmethod
     def from_pretrained(cls, directory: str, **overrides) -> WordPieceTokenizer:
-        """Loads from a directory holding `vocab.txt` (+ optional HF tokenizer_config.json)."""
+        """Loads from a directory holding `vocab.txt` (and optionally HF's `tokenizer_config.json`, whose
+        `do_lower_case`, `strip_accents` and special tokens it reads).
+
+        Args:
+            directory: str. The directory.
+            **overrides: constructor arguments that replace the files' settings.
+
+        Raises:
+            FileNotFoundError: the directory has no `vocab.txt`.
+        """
         path = os.path.join(directory, VOCAB_FILE)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no {VOCAB_FILE} in {directory}")

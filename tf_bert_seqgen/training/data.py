@@ -13,7 +13,18 @@ import tensorflow as tf
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
-    """(source, target) pairs from `source<TAB>target` lines (.tsv) or {"source", "target"} objects (.jsonl)."""
+    """(source, target) pairs from a data file; blank lines are skipped.
+
+    Args:
+        path: str. A `.tsv` of `source<TAB>target` lines or a `.jsonl` of `{"source", "target"}` objects.
+
+    Returns:
+        list of (source, target) string pairs, in file order.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: another extension, a line that is not a pair (naming file and line), or no pairs.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no data file at {path}")
     pairs = []
@@ -50,8 +61,17 @@ def as_pairs(data) -> list[tuple[str, str]]:
 
 
 def inserted_token_ids(tokenizer, data, min_count: int = 2) -> list[int]:
-    """The tokens that targets add to their sources (connectives, punctuation) in at least `min_count`
-    pairs: the `extra_token_ids` of copy-restricted decoding (`GenerationConfig.copy_from_source`)."""
+    """The tokens that targets add to their sources (connectives, punctuation): the `extra_token_ids` of
+    copy-restricted decoding (`GenerationConfig.copy_from_source`).
+
+    Args:
+        tokenizer: a `tf_bert_seqgen.tokenizers` tokenizer.
+        data: (source, target) pairs or a `.tsv` / `.jsonl` path (`read_pairs`).
+        min_count: int. In how many pairs a token must be added to count.
+
+    Returns:
+        The sorted token ids.
+    """
     pairs = as_pairs(data)
     sources = tokenizer.encode([s for s, _ in pairs])
     targets = tokenizer.encode([t for _, t in pairs])
@@ -75,23 +95,31 @@ def make_dataset(data, tokenizer, batch_size: int, max_source_length: int = 128,
     """A tf.data pipeline of (features, labels) batches, tokenized in the graph by `tokenizer`.
 
     Args:
-        data: (source, target) pairs or a .tsv / .jsonl path (see `read_pairs`).
+        data: (source, target) pairs or a `.tsv` / `.jsonl` path (see `read_pairs`).
         tokenizer: a `tf_bert_seqgen.tokenizers` tokenizer (its `tokenize` runs inside `Dataset.map`).
-        batch_size: examples per batch (the global batch under a distribution strategy).
-        max_source_length, max_target_length: truncation, eos included in the target's length.
-        shuffle, seed: reshuffle every pass, deterministically given the seed.
-        repeat: repeat forever (training with `steps_per_epoch`).
-        bucket: group examples of similar length (`bucket_by_sequence_length`) before padding;
-            boundaries default to 8, 16, 32, ... (`bucket_boundaries` overrides).
-        eos_token_id, pad_token_id: the model's; default to the tokenizer's.
-        pad_to_bucket: pad the source and the target each to the next boundary (or max length) above
-            their longest row, not to that row: a handful of shapes, so that an XLA training step compiles
-            a handful of programs rather than one per batch length.
+        batch_size: int. Examples per batch (the global batch under a distribution strategy).
+        max_source_length: int. Source truncation.
+        max_target_length: int. Target truncation, eos included.
+        shuffle: bool. Reshuffle every pass, deterministically given `seed`.
+        repeat: bool. Repeat forever (training with `steps_per_epoch`).
+        bucket: bool. Group examples of similar length (`bucket_by_sequence_length`) before padding.
+        bucket_boundaries: list of int or None. The buckets' lengths; None: 8, 16, 32, ... below the
+            longer maximum length.
+        seed: int. The shuffle's seed.
+        eos_token_id: int or None. The model's; None: the tokenizer's.
+        pad_token_id: int or None. The model's; None: the tokenizer's.
+        drop_remainder: bool. Drop a last, smaller batch (static batch shapes).
+        pad_to_bucket: bool. Pad the source and the target each to the next boundary (or max length)
+            above their longest row, not to that row: a handful of shapes, so that an XLA training step
+            compiles a handful of programs rather than one per batch length.
 
     Returns:
         Dataset of ({"input_ids" [b, s], "attention_mask" [b, s], "labels" [b, t]}, labels [b, t]),
         int32, right-padded with pad to the longest row of the batch (or its bucket's width); every
         target row ends with eos.
+
+    Raises:
+        ValueError: no pairs, or no eos or pad id (neither given nor the tokenizer's).
     """
     pairs = as_pairs(data)
     eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id

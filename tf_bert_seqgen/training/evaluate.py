@@ -44,10 +44,24 @@ def progress_bar(count: int, batch_size: int, show: bool = True):
 
 def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_length: int | None = None,
                    progress: bool = False, truecase: bool = False, **generation_options) -> list[str]:
-    """Decodes every source with `model.generate` (greedy unless num_beams > 1); returns texts in order.
+    """Decodes every source with `model.generate` (greedy unless num_beams > 1).
 
-    Sources are batched by length so that little of each batch is padding. progress: a bar on stderr
-    when there is more than one batch. truecase: as `generate_batch`.
+    Sources are batched by length so that little of each batch is padding.
+
+    Args:
+        model: an `EncoderDecoder`.
+        tokenizer: its tokenizer.
+        sources: list of str.
+        batch_size: int. Texts per `generate` call.
+        max_source_length: int or None. Source truncation; None: the tokenizer's.
+        progress: bool. A progress bar on stderr when there is more than one batch.
+        truecase: bool. Cased and spaced from the source (`truecase.restore`), as an uncased model's
+            export writes.
+        **generation_options: as `EncoderDecoder.generate`; `max_new_tokens` defaults to 64 (fewer if the
+            decoder's positions end sooner).
+
+    Returns:
+        The generated texts, in the order of `sources`.
     """
     # 64 new tokens unless the decoder's positions end sooner.
     generation_options.setdefault("max_new_tokens", min(64, model.config.decoder.max_position_embeddings - 1))
@@ -74,13 +88,24 @@ def evaluate_generation(model, tokenizer, data, batch_size: int = 32, max_source
                         references: str = "tokenizer", **generation_options) -> dict:
     """ROUGE-1/2/L, BLEU, SARI (0-100) and exact match (0-1) of generated text against the targets.
 
-    data: (source, target) pairs or a .tsv / .jsonl path. generation_options: as `EncoderDecoder.generate`
-    (num_beams, max_new_tokens, length_penalty, ...).
-    references: "tokenizer" scores sources, predictions and targets as the tokenizer writes them
-    (`as_tokenizer_writes`: lowercased for an uncased model, WordPiece spacing around quotes), so that
-    exact match means "produced the target's tokens"; "raw" against the texts as given (case-sensitive
-    exact match and BLEU, which an uncased model can never match on capitalised text).
-    Returns the metrics plus "predictions" (list[str]).
+    Args:
+        model: an `EncoderDecoder`.
+        tokenizer: its tokenizer.
+        data: (source, target) pairs or a `.tsv` / `.jsonl` path.
+        batch_size: int. Texts per `generate` call (sources sorted by length first).
+        max_source_length: int or None. Source truncation; None: the tokenizer's.
+        references: str. `"tokenizer"` scores sources, predictions and targets as the tokenizer writes
+            them (`as_tokenizer_writes`: lowercased for an uncased model, WordPiece spacing around quotes),
+            so that exact match means "produced the target's tokens"; `"raw"` against the texts as given
+            (case-sensitive exact match and BLEU, which an uncased model can never match on capitalised
+            text).
+        **generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, ...).
+
+    Returns:
+        dict: `compute_metrics`' scores plus "predictions" (list of str, in data order).
+
+    Raises:
+        ValueError: an unknown `references`.
     """
     if references not in ("tokenizer", "raw"):
         raise ValueError(f"references must be 'tokenizer' or 'raw', got {references!r}")
@@ -124,7 +149,15 @@ def float32_model(model):
 
 class GenerationEvaluation(keras.callbacks.Callback):
     """Decodes dev pairs every `every` epochs and adds `val_<metric>` (sari, exact_match, ...) to the
-    epoch logs, so History, the progress bar and TensorBoard show them."""
+    epoch logs, so History, the progress bar and TensorBoard show them.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        data: dev (source, target) pairs or a `.tsv` / `.jsonl` path.
+        every: int. Epochs between evaluations (the last epoch is always evaluated).
+        batch_size: int. Texts per `generate` call.
+        **generation_options: as `EncoderDecoder.generate`.
+    """
 
     def __init__(self, tokenizer, data, every: int = 1, batch_size: int = 32, **generation_options):
         super().__init__()
@@ -179,7 +212,20 @@ def is_savedmodel(path: str) -> bool:
 def predict(path: str, sources, batch_size: int = 32, progress: bool = False, **generation_options) -> list[str]:
     """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours), which writes
     what its export would (cased and spaced from the source when its tokenizer is uncased).
-    progress: a bar on stderr when there is more than one batch."""
+
+    Args:
+        path: str. An exported SavedModel or a checkpoint directory.
+        sources: list of str.
+        batch_size: int. Texts per call.
+        progress: bool. A progress bar on stderr when there is more than one batch.
+        **generation_options: a checkpoint's decoding (as `EncoderDecoder.generate`).
+
+    Returns:
+        The generated texts, in the order of `sources`.
+
+    Raises:
+        ValueError: decoding options for a SavedModel, whose decoding was fixed at export.
+    """
     if is_savedmodel(path):
         if generation_options:
             raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")

@@ -37,11 +37,23 @@ def check_cross_attention(kind: str, cross_attention: str):
 
 
 def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_attention: str = "random"):
-    """The `EncoderDecoder` an init spec describes (see `parse_init`). Call it inside `strategy.scope()`.
+    """The `EncoderDecoder` an init spec describes. Call it inside `strategy.scope()`.
 
-    `tokenizer` sizes `random` without a directory; `dropout` overrides the hidden and attention dropout;
-    `cross_attention` ("random" or "self_attention") is how BERT2BERT / BERTSHARE start the decoder's
-    cross-attention (`checkpoints.bert.warm_start`).
+    Args:
+        spec: str. `bert:<dir>` (BERT2BERT), `share:<dir>` (BERTSHARE), `bert2rnd:<dir>`, `random[:<dir>]`
+            (RND2RND, the configuration from the directory) or `model:<dir>` (a saved `EncoderDecoder` or
+            an exported SavedModel, to continue from).
+        tokenizer: sizes the vocabulary of `random` without a directory.
+        dropout: float or None. Overrides the hidden and attention dropout.
+        cross_attention: str. `"random"` or `"self_attention"`: how BERT2BERT / BERTSHARE start the
+            decoder's cross-attention (`checkpoints.bert.warm_start`).
+
+    Returns:
+        The `EncoderDecoder`.
+
+    Raises:
+        ValueError: an unknown spec, a spec without its directory, or `cross_attention` other than
+            random for an init without a pre-trained decoder.
     """
     kind, directory = parse_init(spec)
     check_cross_attention(kind, cross_attention)

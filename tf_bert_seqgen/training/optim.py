@@ -30,6 +30,14 @@ class WarmupRsqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
     which is also Vaswani et al.'s (2017) eq. 3 with scale = 1. The peak, at step = warmup, is
     scale / sqrt(hidden * warmup). `step` is 1-based here (Keras passes `optimizer.iterations`, 0 on the
     first update, and we add one) so the first update is not a zero-size step.
+
+    Args:
+        scale: float. The paper's "learning rate" (0.05).
+        hidden_size: int. The model's hidden size.
+        warmup_steps: int. Linear warm-up, in updates.
+
+    Raises:
+        ValueError: `scale` not positive, or `hidden_size` / `warmup_steps` below 1.
     """
 
     def __init__(self, scale: float = 0.05, hidden_size: int = 1024, warmup_steps: int = 40000):
@@ -61,6 +69,10 @@ class PerUpdateSchedule(keras.optimizers.schedules.LearningRateSchedule):
     With `gradient_accumulation_steps=n`, Keras calls a schedule with the micro-batch count (n per update;
     its docs say so), while warm-up steps are counted in updates; this divides by n, so that
     accumulating n batches of b follows the schedule as one batch of n * b does.
+
+    Args:
+        schedule: a Keras `LearningRateSchedule` (or its serialized dict), counted in updates.
+        accumulation_steps: int. Batches per update.
     """
 
     def __init__(self, schedule, accumulation_steps: int):
@@ -124,13 +136,26 @@ def make_optimizer(learning_rate: float = 0.05, hidden_size: int = 1024, warmup_
     """Adam (the paper; tensor2tensor's betas and epsilon) or AdamW over
     `WarmupRsqrtDecay(learning_rate, hidden_size, warmup_steps)`.
 
-    clipnorm: clip each gradient tensor to this norm; global_clipnorm: clip all of them together
-    (BERT's 1.0). Both act on the gradient summed over replicas (see `_ClipSummedGradients`).
-    epsilon: Adam's epsilon; tensor2tensor's 1e-9 by default, BERT's pre-training used 1e-6.
-    accumulate: update every this many batches with the mean of their gradients (Keras'
-        `gradient_accumulation_steps`): n batches of b make the update one batch of n * b makes when
-        every batch holds as many target tokens (the loss is a mean over tokens). `iterations` and the
-        schedule count updates; clipping and weight decay act on the mean, once per update.
+    Args:
+        learning_rate: float. The schedule's scale.
+        hidden_size: int. The model's hidden size (the schedule normalises by it).
+        warmup_steps: int. Linear warm-up, in updates.
+        optimizer: str. `"adam"` or `"adamw"`.
+        weight_decay: float. AdamW's.
+        clipnorm: float or None. Clip each gradient tensor to this norm.
+        global_clipnorm: float or None. Clip all of them together (BERT's 1.0). Both clippings act on the
+            gradient summed over replicas, so 1 or N replicas give the same update.
+        epsilon: float. Adam's epsilon; tensor2tensor's 1e-9 by default, BERT's pre-training used 1e-6.
+        accumulate: int. Update every this many batches with the mean of their gradients (Keras'
+            `gradient_accumulation_steps`): n batches of b make the update one batch of n * b makes when
+            every batch holds as many target tokens (the loss is a mean over tokens). `iterations` and the
+            schedule count updates; clipping and weight decay act on the mean, once per update.
+
+    Returns:
+        An `Adam` or `AdamW` (Keras optimizers, registered for `.keras` saving).
+
+    Raises:
+        ValueError: an unknown `optimizer`, or `accumulate` not an integer >= 1.
     """
     if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
         raise ValueError(f"accumulate must be an integer >= 1 (batches per update), got {accumulate!r}")

@@ -26,7 +26,39 @@ MERGE_CALL_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWork
 @dataclasses.dataclass
 class TrainingConfig:
     """Hyper-parameters of `finetune`. Defaults suit a small model on a small set; the paper used
-    learning_rate 0.05, warmup 40k steps, batch 256 (BERT-large sized, TPU)."""
+    learning_rate 0.05, warmup 40k steps, batch 256 (BERT-large sized, TPU).
+
+    Attributes:
+        steps: int. Optimizer updates.
+        batch_size: int. Examples per batch, all replicas together; an update sees
+            `accumulate * batch_size`.
+        accumulate: int. Batches whose mean gradient makes one update (`make_optimizer`).
+        xla: bool. The training step under XLA where it compiles (`TrainingHooks`), else graph mode.
+        learning_rate: float. The schedule's scale; peak = scale / sqrt(hidden * warmup).
+        warmup_steps: int. Linear warm-up, in updates.
+        optimizer: str. `"adam"` or `"adamw"`.
+        weight_decay: float. AdamW only.
+        clipnorm: float or None. Clip each gradient tensor's norm.
+        global_clipnorm: float or None. Clip the norm of all gradients together.
+        adam_epsilon: float. tensor2tensor's 1e-9 by default (BERT's is 1e-6).
+        label_smoothing: float. Of the sequence cross-entropy.
+        freeze_word_embeddings: bool. Keep the word embeddings (and the LM head tied to them) as
+            pre-trained: with a large vocabulary and a small set, updates push the rows of words absent
+            from the targets away from the decoder's states, and the model can no longer copy them.
+        max_source_length: int. Source truncation.
+        max_target_length: int. Target truncation, eos included.
+        steps_per_checkpoint: int. Updates per checkpoint, which is also a Keras "epoch" (dev loss, a
+            progress line).
+        eval_every: int. Dev generation metrics every this many checkpoints (0: at the end only).
+        eval_batch_size: int. Texts per generation batch in the dev evaluation.
+        mixed_precision: str or None. `"mixed_float16"` or `"mixed_bfloat16"` (Keras' policies).
+        seed: int. Weights' initialisation, dropout and data order.
+        verbose: int or str. Keras `fit`'s verbosity.
+        generation: dict. Decoding for the dev metrics and the export (`generate`'s options).
+
+    Raises:
+        ValueError: `steps`, `batch_size`, `accumulate` or `steps_per_checkpoint` is not an integer >= 1.
+    """
 
     steps: int = 1000  # optimizer updates
     batch_size: int = 32  # examples per batch (all replicas); an update sees accumulate * batch_size
@@ -92,19 +124,26 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     """Fine-tunes, checkpointing as it goes; resumes from `out_dir` if a previous run was interrupted.
 
     Args:
-        init: an init spec (`parse_init`) or a function returning a fresh `EncoderDecoder`; it is called
-            inside `strategy.scope()`.
+        init: str or callable. An init spec (`share:<bert dir>`, `bert:<dir>`, `bert2rnd:<dir>`,
+            `random[:<dir>]`, `model:<dir>`; `parse_init`) or a function returning a fresh `EncoderDecoder`,
+            called inside `strategy.scope()`.
         tokenizer: the model's tokenizer (tokenizes the data in the input pipeline; saved with the model).
-        train_data, eval_data: (source, target) pairs or .tsv / .jsonl paths. eval_data gives the dev
-            loss at every checkpoint and generation metrics (`val_sari`, ...) every `eval_every`.
-        out_dir: `backup/` (resume state), `logs/` (TensorBoard), `history.json`, `model/`
-            (`save_pretrained`), `export/<version>/` (`export_saved_model`), `metrics.json`.
-        strategy: a `tf.distribute` strategy (Mirrored, MultiWorkerMirrored, ...); default: none.
-        export: write the SavedModel at the end.
+        train_data: (source, target) pairs or a `.tsv` / `.jsonl` path.
+        out_dir: str. The run directory: `backup/` (resume state), `logs/` (TensorBoard), `history.json`,
+            `model/` (`save_pretrained`), `export/<version>/` (`export_saved_model`), `metrics.json`.
+        config: `TrainingConfig` or None (its defaults).
+        eval_data: dev pairs or path, or None: the dev loss at every checkpoint and generation metrics
+            (`val_sari`, ...) every `config.eval_every` checkpoints.
+        strategy: a `tf.distribute` strategy (Mirrored, MultiWorkerMirrored, ...); None: the default one.
+        export: bool. Write the SavedModel at the end.
         callbacks: extra Keras callbacks.
 
     Returns:
         (model, history): the trained model and {metric: [value per checkpoint]} plus "step".
+
+    Raises:
+        ValueError: `accumulate > 1` under a Mirrored strategy (Keras cannot synchronise replicas there),
+            or data or an init spec that `make_dataset` / `build_model` refuse.
     """
     config = config or TrainingConfig()
     strategy = strategy or tf.distribute.get_strategy()
@@ -177,7 +216,11 @@ def freeze_word_embeddings(model) -> None:
 class HistoryRows(keras.callbacks.Callback):
     """Writes one row per epoch to a JSON file as training goes: the optimizer step (a resumed run's
     epochs start mid-way) and every metric logged, including those only some epochs have (Keras'
-    History would misalign them). Rows of an interrupted run up to its restore point are kept."""
+    History would misalign them). Rows of an interrupted run up to its restore point are kept.
+
+    Args:
+        path: str. The JSON file (`history.json` of a `finetune` run).
+    """
 
     def __init__(self, path: str):
         super().__init__()
@@ -207,7 +250,11 @@ class HistoryRows(keras.callbacks.Callback):
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """Ends `fit` once the optimizer has made `steps` updates (the last "epoch" may be a partial one)."""
+    """Ends `fit` once the optimizer has made `steps` updates (the last "epoch" may be a partial one).
+
+    Args:
+        steps: int. Updates after which training stops.
+    """
 
     def __init__(self, steps: int):
         super().__init__()
