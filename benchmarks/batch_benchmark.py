@@ -2,6 +2,7 @@
 
     python benchmarks/batch_benchmark.py            # 512 fusion sources, the shipped default model
     python benchmarks/batch_benchmark.py --smoke    # 24 sources, a minute or two (CI)
+    python benchmarks/batch_benchmark.py --record   # also a new section of benchmarks/RESULTS.md
 
 Three ways through the same texts, each with the exported SavedModel (default: the newest version of
 saved_models/fusion, beam search 4) and at most 32 texts per model call:
@@ -29,6 +30,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 BATCH = 32
 
@@ -100,8 +103,15 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="24 texts (CI)")
     parser.add_argument("--model", help="exported SavedModel (default: the shipped default model)")
     parser.add_argument("--texts", type=int, default=512, help="fusion train sources to run")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("Batch inference on Apache Beam against a plain loop", args.record):
+        run(args)
 
+
+def run(args):
+    """The three ways over the same texts, and the report."""
     from common import describe_machine
 
     from tf_bert_seqgen.cli.sources import default_model_dir

@@ -1,5 +1,5 @@
-"""What every benchmark here shares: the CPU line printed beside its figures, the memory-bandwidth probe
-and the bound of a decode step.
+"""What every benchmark here shares: the CPU line printed beside its figures, the memory-bandwidth probe,
+the bound of a decode step, and `--record` (`results.py`: a report kept in benchmarks/RESULTS.md).
 
 A speed figure holds only for the CPU it was measured on: this project's machines change CPU kind
 between sessions (AVX-512 one day, AVX2-only the next), and TensorFlow runs graph-mode products on oneDNN
@@ -13,6 +13,7 @@ import time
 
 import tensorflow as tf
 from avx2_only import is_capped
+from results import RECORD_HELP, check_record, record, recorded  # noqa: F401  (the benchmarks' --record)
 
 
 def onednn_enabled() -> bool | None:

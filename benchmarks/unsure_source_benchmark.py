@@ -3,6 +3,7 @@
 
     python benchmarks/unsure_source_benchmark.py           # 16 texts at batch 1, 64 at batch 8, best of 3
     python benchmarks/unsure_source_benchmark.py --smoke   # 2 texts, one repeat (CI)
+    python benchmarks/unsure_source_benchmark.py --record  # also a new section of benchmarks/RESULTS.md
 
 Both exports are served as production loads them (`serving_default`, graph mode) on held-out pairs'
 sources; the threshold-free one is loaded twice, before and after, so that the spread between two loads
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 from common import describe_machine  # noqa: E402
+from results import RECORD_HELP, check_record, recorded  # noqa: E402
 
 from tf_bert_seqgen import export, training  # noqa: E402
 from tf_bert_seqgen.cli.sources import default_model_dir  # noqa: E402
@@ -54,7 +56,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="2 texts, one repeat (CI)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("Serving with and without min_added_token_probability", args.record):
+        run(args)
+
+
+def run(args):
     repeats = 1 if args.smoke else args.repeats
     sources = [s for s, _ in load_fusion_split("heldout")]
     model_dir = default_model_dir()
