@@ -83,6 +83,12 @@ setup(
             "ipykernel>=6.29",
             "matplotlib>=3.8",
         ],
+        # The documentation site (mkdocs.yml, docs/): `mkdocs build --strict`, which CI runs.
+        "docs": [
+            "mkdocs>=1.6,<2",
+            "mkdocs-material>=9.5,<10",
+            "mkdocstrings-python>=1.10,<3",
+        ],
         # Batch inference on Apache Beam (tf_bert_seqgen.beam, `tf-bert-seqgen batch`). Beam 2.77 refuses
         # protobuf 7 and numpy 2.5, which tensorflow 2.21 allows: the two pins make the set resolve.
         "beam": [

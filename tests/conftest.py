@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 # The files that take longest, started first: with two workers taking whole files, the suite's wall time
 # is the longer worker's, and a long file started last would run alone at the end (pyproject's addopts
 # keep xdist from re-sorting files by their number of tests).
-LONGEST_FIRST = ("test_readme.py", "test_notebooks.py", "test_readme_standalone.py", "test_training_speed.py",
+LONGEST_FIRST = ("test_docs.py", "test_notebooks.py", "test_docs_standalone.py", "test_training_speed.py",
                  "test_generation.py", "test_export.py", "test_training.py", "test_default_model.py", "test_cli.py",
                  "test_truecase.py", "test_package.py")
 
@@ -22,7 +22,7 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `large` (end to end through fresh interpreters, notebooks, the README's examples, the
+    """Tests marked `large` (end to end through fresh interpreters, notebooks, the documentation's examples, the
     shipped default model's quality, wheels, several processes) run only with --run_large: the plain
     `python -m pytest` is the developer's loop, and .ci/run runs both tiers. Deselected, not skipped: they
     are a tier, not a condition this machine lacks."""

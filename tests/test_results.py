@@ -1,8 +1,7 @@
-"""`--record`: the benchmarks write their reports into benchmarks/RESULTS.md as dated sections, newest
-first, and the README's headline table follows the newest headline there."""
+"""benchmarks/RESULTS.md: dated sections, newest first, that the benchmarks write themselves (`--record`),
+and the README's headline table, a copy of the newest headline there."""
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -24,6 +23,31 @@ TABLE = "| ms per token | ours | transformers |\n|---|---|---|\n| greedy | 1.0 |
 
 def sections(text: str) -> list[str]:
     return [line[3:] for line in text.splitlines() if line.startswith("## ")]
+
+
+def test_results_are_dated_sections_newest_first():
+    headings = sections(Path(recording.RESULTS).read_text(encoding="utf-8"))
+    assert len(headings) >= 7
+    dates = []
+    for heading in headings:
+        match = DATE.search(heading)
+        assert match, f"RESULTS.md section without a date at the end of its heading: {heading!r}"
+        dates.append(match.group(1))
+    assert dates == sorted(dates, reverse=True), f"sections are not newest first: {dates}"
+
+
+def test_readme_headline_is_the_newest_results_headline():
+    """The README's table is generated: `python benchmarks/results.py --update-readme` rewrites it."""
+    results = Path(recording.RESULTS).read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(recording.README_HEADLINE_START)
+    end = readme.index(recording.HEADLINE_END, start) + len(recording.HEADLINE_END)
+    assert readme[start:end] == recording.readme_headline(results)
+    heading, table = recording.newest_headline(results)
+    start = results.index(f"\n## {heading}\n")
+    assert recording.HEADLINE_START not in results[:start].splitlines(), "a newer section has a headline"
+    assert start < results.index(table) < results.index("\n## ", start + 1), "the table is the section's own"
+    assert table.startswith("| ms per token") and "transformers" in table.splitlines()[0]
 
 
 @pytest.fixture
@@ -105,4 +129,3 @@ def test_the_benchmarks_record_their_printed_report(script):
     assert 'add_argument("--record", action="store_true", help=RECORD_HELP)' in source
     assert "check_record(parser, args)" in source
     assert re.search(r"with recorded\(\"[^\"]+\", args\.record\):", source), f"{script} does not record its report"
-    assert os.path.isfile(recording.RESULTS)
