@@ -13,7 +13,7 @@ import tensorflow_text  # noqa: F401  registers the tokenizer ops
 
 from tf_bert_seqgen.cli import default_model_dir
 from tf_bert_seqgen.data import load_fusion_split
-from tf_bert_seqgen.export import EXPORT_INFO_FILE
+from tf_bert_seqgen.export import EXPORT_INFO_FILE, read_export_info
 from tf_bert_seqgen.metrics import novel_word_rate, sari
 
 
@@ -44,6 +44,29 @@ def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_
     assert sum(o != s for o, s in zip(outputs, sources, strict=True)) >= len(sources) // 3
     # Written as a person writes: every output opens with a capital letter, as every target does.
     assert all(o[:1].isupper() for o in outputs if o)
+
+
+@pytest.mark.large
+def test_the_default_model_exported_as_int8_writes_what_it_writes(tmp_path):
+    """`tf-bert-seqgen export saved_models/fusion/5 --out DIR --xla --weights-dtype int8`: on a third of the test
+    and held-out pairs, the int8 export writes the shipped export's text for at least 95% of sources, and
+    SARI moves by at most 0.5 (`benchmarks/storage_quality.py` scores the whole splits)."""
+    from tf_bert_seqgen import cli
+
+    model_dir = default_model_dir()
+    int8_dir = str(tmp_path / "int8")
+    cli.main(["export", model_dir, "--out", int8_dir, "--xla", "--weights-dtype", "int8"])
+    shipped, int8 = read_export_info(model_dir), read_export_info(int8_dir)
+    assert int8["generation"] == shipped["generation"] and int8["truecase"] == shipped["truecase"]
+    assert (int8["weights_dtype"], int8["jit_compile"]) == ("int8", True)
+    for split in ("test", "heldout"):
+        pairs = load_fusion_split(split)[::3]
+        sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+        reference, outputs = _generate(model_dir, sources, 32), _generate(int8_dir, sources, 32)
+        same = sum(a == b for a, b in zip(outputs, reference, strict=True))
+        assert same >= 0.95 * len(sources), (split, same, len(sources))
+        scores = [sari(sources, o, targets, lowercase=False, tokenize="none") for o in (reference, outputs)]
+        assert abs(scores[0] - scores[1]) <= 0.5, (split, scores)
 
 
 def test_default_model_is_the_documented_export():

@@ -347,8 +347,8 @@ def _replay(directory, requests):
 def test_warmup_file_parses_and_runs(exported):
     _, directory = exported
     requests = _warmup_requests(directory)
-    # Graph mode runs any shape: one request to each signature that TF Serving users call.
-    assert [signature for signature, _ in requests] == ["serving_default", "score"]
+    # Graph mode runs any shape: one request to each signature TF Serving's batching accepts.
+    assert [signature for signature, _ in requests] == ["serving_default", "score", "encode"]
     _replay(directory, requests)
 
 
@@ -451,24 +451,77 @@ def test_export_is_atomic_and_never_overwrites(exported, tokenizer, monkeypatch)
     assert sorted(os.listdir(versions)) == ["1"]  # nothing of the failed export is left, not even a temporary
 
 
-def test_xla_variant_gives_the_same_strings(tmp_path, tokenizer):
+@pytest.fixture(scope="module")
+def xla_exported(tmp_path_factory, tokenizer):
     model = _model(tokenizer, True, seed=5)
-    export_saved_model(model, tokenizer, str(tmp_path / "xla"), jit_compile=True, max_new_tokens=8,
+    directory = str(tmp_path_factory.mktemp("xla") / "1")
+    export_saved_model(model, tokenizer, directory, jit_compile=True, max_new_tokens=8, max_batch_size=4,
                        batch_timeout_micros=None)
-    loaded = tf.saved_model.load(str(tmp_path / "xla"))
+    return model, directory
+
+
+def test_xla_variant_gives_the_same_strings(xla_exported, tokenizer):
+    model, directory = xla_exported
+    loaded = tf.saved_model.load(directory)
     texts = [TEXTS[0], TEXTS[1], TEXTS[4]]  # 3 rows, decoded as 4: the copy of the first is dropped
     out = loaded.signatures["serving_default"](text=tf.constant(texts))["generated_text"].numpy()
     assert [s.decode() for s in out] == _expected(model, tokenizer, texts, max_new_tokens=8)
-    assert _batch_ops(str(tmp_path / "xla")) == set(), "batch_timeout_micros=None: calls are not batched"
-    # XLA compiles per source width: the warm-up holds a one-text request for each width bucket (16, 32,
-    # and 48 = this tokenizer's max_length), so a single text of any length finds its program compiled.
-    requests = _warmup_requests(str(tmp_path / "xla"))
-    widths = [max(len(tokenizer.encode(t.decode())) for t in inputs["text"])
+    ids = tokenizer(texts[:2])  # generate_ids pads its [b, s] ids to the same width buckets
+    out = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"], tf.int32),
+                                            attention_mask=tf.constant(ids["attention_mask"], tf.int32))
+    np.testing.assert_array_equal(out["output_ids"].numpy(),
+                                  model.generate(ids["input_ids"], ids["attention_mask"], max_new_tokens=8).numpy())
+    assert _batch_ops(directory) == set(), "batch_timeout_micros=None: calls are not batched"
+    # XLA compiles per (row bucket, source width bucket): the warm-up holds a request of each row count
+    # (1, 2, 4 = max_batch_size) for each width (16, 32, and 48 = this tokenizer's max_length).
+    requests = _warmup_requests(directory)
+    shapes = [(len(inputs["text"]), max(len(tokenizer.encode(t.decode())) for t in inputs["text"]))
               for signature, inputs in requests if signature == "serving_default"]
-    assert sorted(16 if w <= 16 else 32 if w <= 32 else 48 for w in widths) == [16, 32, 48], widths
-    assert [(signature, len(next(iter(inputs.values())))) for signature, inputs in requests] == [
-        ("serving_default", 2), ("serving_default", 1), ("serving_default", 1), ("score", 1)]
-    _replay(str(tmp_path / "xla"), requests)
+    assert sorted((rows, 16 if w <= 16 else 32 if w <= 32 else 48) for rows, w in shapes) == [
+        (rows, width) for rows in (1, 2, 4) for width in (16, 32, 48)], shapes
+    assert [signature for signature, _ in requests[len(shapes):]] == ["score", "encode"]
+    _replay(directory, requests)
+
+
+COUNT_PROGRAMS = r"""
+import json, os, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+directory, cache, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+loaded = tf.saved_model.load(directory)
+counts = [len(os.listdir(cache))]
+from tensorflow_serving.apis import prediction_log_pb2
+for record in tf.data.TFRecordDataset(os.path.join(directory, "assets.extra", "tf_serving_warmup_requests")):
+    request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+    loaded.signatures[request.model_spec.signature_name](
+        **{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+counts.append(len(os.listdir(cache)))
+for count in (1, 2, 3, 4):  # every row count max_batch_size allows, for texts of every width bucket
+    for text in texts:
+        loaded.signatures["serving_default"](text=tf.constant([text] * count))
+    loaded.signatures["generate_with_options"](text=tf.constant(texts[:count]), max_new_tokens=tf.constant(5),
+                                               length_penalty=tf.constant(1.0))
+counts.append(len(os.listdir(cache)))
+print(json.dumps(counts))
+"""
+
+
+def test_after_the_warmup_no_request_compiles_and_a_second_start_compiles_nothing(xla_exported, tmp_path):
+    """TF's persistent XLA cache as the witness: each program XLA compiles adds an entry. After the warm-up
+    records, requests of every row count and source width add none; a second process given the same cache
+    (`warm_cache` filled it ahead) finds every program there, so its warm-up adds none either."""
+    from tf_bert_seqgen.export.warmup import warm_cache, with_cache_flag
+
+    _, directory = xla_exported
+    cache = str(tmp_path / "cache")
+    filled = warm_cache(directory, cache)
+    assert filled >= 9  # 3 row buckets x 3 width buckets, at least
+    texts = ["cat", "The cat sat on the mat. " * 3, "Sentence fusion joins two sentences. " * 30]
+    out = subprocess.run([sys.executable, "-c", COUNT_PROGRAMS, directory, cache, json.dumps(texts)],
+                         capture_output=True, text=True, timeout=600,
+                         env=with_cache_flag({**os.environ, "PYTHONPATH": ""}, cache))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [filled] * 3
 
 
 @pytest.mark.parametrize("count, limit, expected", [
@@ -534,7 +587,8 @@ def test_streamed_storage_serves_what_its_rounded_weights_generate(tmp_path, tok
                        max_batch_size=4, product_forms=SMALL_FORMS, batch_timeout_micros=None)
     rounded = _rounded(model, dtype)
     serve = tf.saved_model.load(directory).signatures["serving_default"]
-    for texts in (TEXTS[:1], TEXTS[:2], [TEXTS[0], TEXTS[1], TEXTS[4]]):
+    calls = (TEXTS[:1], TEXTS[:2], [TEXTS[0], TEXTS[1], TEXTS[4]]) if dtype == "int8" else ([TEXTS[0], TEXTS[4]],)
+    for texts in calls:
         out = [t.decode() for t in serve(text=tf.constant(texts))["generated_text"].numpy()]
         assert out == _expected(rounded, tokenizer, texts, max_new_tokens=8)
     info = read_export_info(directory)
@@ -582,6 +636,7 @@ def test_an_export_is_written_again_with_its_own_options(exported, tmp_path, tok
         "num_beams": 3, "length_penalty": 0.6, "length_penalty_style": "gnmt", "max_length": 11}
     assert options["max_batch_size"] == 32 and options["truecase"] is False
     again = str(tmp_path / "again")
+    options["max_batch_size"] = 4  # 3 row buckets to trace, not 6
     export_saved_model(again_model, again_tokenizer, again, jit_compile=True, weights_dtype="int8",
                        product_forms=ProductForms(), **options)
     serve = tf.saved_model.load(again).signatures["serving_default"]

@@ -17,6 +17,8 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from tf_bert_seqgen import storage
+
 NEG_INF = float("-inf")
 # Large, finite: keeps arithmetic on "impossible" beams away from inf - inf. Same constant as the reference.
 LARGE_NEGATIVE = -1.0e9
@@ -391,6 +393,15 @@ def bucket_length(length, limit, smallest=16):
     return tf.minimum(bucket, limit)
 
 
+def buckets(limit: int, smallest: int = 16) -> list[int]:
+    """Every value `bucket_length` takes for lengths 1..limit, ascending: the shapes an XLA function meets."""
+    found, bucket = [], smallest
+    while bucket < limit:
+        found.append(bucket)
+        bucket *= 2
+    return [*found, limit]
+
+
 def pad_to_bucket(input_ids, attention_mask, pad_token_id, limit):
     """numpy [b, s] -> [b, bucket] ids and mask; padding is masked, so results do not change."""
     length = input_ids.shape[1]
@@ -407,7 +418,13 @@ def build_generate_fn(model, config: GenerationConfig):
     (input_ids [b, s], attention_mask [b, s], dynamic options) -> ids [b * R, m] and unsure [b * R] bool:
     the rows that returned their source (`min_added_token_probability`; a text path returns its text)."""
 
+    matrices = storage.stored_matrices(model)
+
     def generate_fn(input_ids, attention_mask, dynamic):
+        with storage.float32_once(matrices):  # outside the decode loop
+            return _generate(input_ids, attention_mask, dynamic)
+
+    def _generate(input_ids, attention_mask, dynamic):
         input_ids = tf.cast(input_ids, tf.int32)
         attention_mask = tf.cast(attention_mask, tf.int32)
         batch_size = tf.shape(input_ids)[0]

@@ -11,8 +11,9 @@ bfloat16), under XLA: `streamed`, whose forms are measured per row count on the 
   rows (`blocks`: a `tf.while_loop` over row blocks, each converted and multiplied where it sits in cache);
 - at a few rows, each row's product by a block while the block is in cache (`row_blocks`); converting a
   block once for all rows and multiplying it as float32 (the plain or the broadcast form) ran 1.5-3x slower;
-- from 4-8 rows on the products are bound by XLA's arithmetic, not by bytes: `dequantized` writes the
-  float32 product, whose conversion XLA hoists out of the decode loop (once per request, float32 speed).
+- from 4-8 rows on the products are bound by XLA's arithmetic, not by bytes: `dequantized` multiplies by
+  the float32 values, widened once per model call outside the decode loop (`storage.float32_once`): float32
+  speed per step, plus one pass over the weights per request (50-60 ms for the full-size model).
 Each block form is a loop over the matrix, which costs about 10-20 us per block on these machines: many
 small matrices (a 768-wide model) gain less than a few large ones.
 Figures: `benchmarks/product_forms.py --stored` and the export's info file.
@@ -184,13 +185,11 @@ UNMEASURED = ProductForms()
 
 
 def streamed(x, to_float32, stored, scale, form: Form):
-    """x [..., in] @ (to_float32(stored) * scale[:, None])^T -> [..., out], written as `form`, under XLA.
+    """x [..., in] @ (to_float32(stored) * scale[:, None])^T -> [..., out] in a block `form`, under XLA.
 
     stored [out, in] (int8, or bfloat16 bits); to_float32 converts any slice of it; scale [out] or None.
+    (`dequantized` is the float32 product by the widened matrix: `storage`'s.)
     """
-    if form.name == "dequantized":
-        weights = to_float32(stored)
-        return times_transposed(x, weights if scale is None else weights * scale[:, None])
     out, inputs = stored.shape
     name = form.name
     if name == "row_blocks" and x.shape[:-1].num_elements() is None:

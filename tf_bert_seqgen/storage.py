@@ -5,7 +5,7 @@ A `Dense` layer, the word-embedding lookup (`Embeddings`) and the tied LM head r
 which an export hands each of them (`export.weights`):
 
 - `FloatMatrix`: float32 in Keras' [in, out] layout (graph-mode exports), or float16 (half the bytes on
-  disk; cast to float32 once per model call, `cast_once`);
+  disk; cast to float32 once per model call, `float32_once`);
 - `Int8Matrix`: int8 with one float32 scale per output channel (weight-only, symmetric: w = q * scale,
   q in [-127, 127]); a quarter of the bytes;
 - `Bfloat16Matrix`: bfloat16, widened to float32 by integer shifts (which XLA vectorises on every CPU, where
@@ -58,14 +58,14 @@ class Matrix:
 class FloatMatrix(Matrix):
     """A float matrix, [out, in] (`layout="out_in"`) or Keras' [in, out] (`"in_out"`, graph-mode exports),
     computed in the inputs' dtype. float16 weights of a float32 model are cast once per model call inside
-    `cast_once`, else at each product."""
+    `float32_once`, else at each product."""
 
     def __init__(self, weights: tf.Variable, layout: str = "out_in"):
         if layout not in ("out_in", "in_out"):
             raise ValueError(f"layout must be 'out_in' or 'in_out', got {layout!r}")
         self.weights, self.layout = weights, layout
         self.variables = (weights,)
-        self._per_call = None  # the float32 cast, inside `cast_once`
+        self._per_call = None  # the float32 values, inside `float32_once`
 
     @property
     def shape(self):
@@ -93,17 +93,25 @@ class FloatMatrix(Matrix):
 
 
 @contextlib.contextmanager
-def cast_once(matrices):
-    """Inside a model call (outside its decode loop): float16-stored `matrices` are cast to float32 here,
-    once, and every product of the call reads the cast tensor instead of casting at each decode step."""
-    cast = [m for m in matrices if isinstance(m, FloatMatrix) and m.weights.dtype != tf.float32]
-    for matrix in cast:
-        matrix._per_call = tf.cast(matrix.weights, tf.float32)
+def float32_once(matrices):
+    """Inside a model call, outside its decode loop: each of `matrices` that is not kept in float32 offers its
+    float32 values computed here, once, to the products that read float32 (float16 storage; the `dequantized`
+    form of int8 and bfloat16), instead of widening the weights at every decode step. A value no product
+    reads is never computed (XLA and the graph prune it)."""
+    widened = [m for m in matrices if not (isinstance(m, FloatMatrix) and m.weights.dtype == tf.float32)]
+    for matrix in widened:
+        matrix._per_call = matrix.dense()
     try:
         yield
     finally:
-        for matrix in cast:
+        for matrix in widened:
             matrix._per_call = None
+
+
+def stored_matrices(model) -> list[Matrix]:
+    """The `Matrix` objects the layers of `model` read (`layer.stored`), each once, in layer order."""
+    found = (getattr(layer, "stored", None) for layer in _compat.sublayers(model))
+    return list(dict.fromkeys(m for m in found if m is not None))
 
 
 class _Streamed(Matrix):
@@ -127,10 +135,18 @@ class _Streamed(Matrix):
             return self.forms.for_rows(x.shape[0])
         return self.forms.encoder
 
+    _per_call = None  # the float32 values, inside `float32_once`
+
     def times_transposed(self, x, training=False):
         if not _compat.in_xla_context():
-            return products.times_transposed(x, self.dense(), training)
-        return products.streamed(x, self.to_float32, self.stored, self.scale, self.form(x))
+            return products.times_transposed(x, self._float32(), training)
+        form = self.form(x)
+        if form.name == "dequantized":
+            return products.times_transposed(x, self._float32(), training)
+        return products.streamed(x, self.to_float32, self.stored, self.scale, form)
+
+    def _float32(self):
+        return self.dense() if self._per_call is None else self._per_call
 
     def rows(self, ids):
         values = self.to_float32(tf.gather(self.stored, ids))

@@ -1,9 +1,9 @@
-"""`tf-bert-seqgen`: generate, export, convert, info, finetune, evaluate, batch.
+"""`tf-bert-seqgen`: generate, export, warm-cache, convert, info, finetune, evaluate, batch.
 
 One rule for every command: an error is one line on stderr and exit code 2; `--debug` shows the
 traceback. TensorFlow's C++ and absl log lines stay off unless `--verbose` is given (before the command,
 or after any command but finetune, whose `--verbose N` is Keras' fit verbosity); the import-time ones are
-kept off by the package's `__init__` (see `tf_bert_seqgen._quiet`). Commands: `inference.py` (generate, export, convert, info), `train.py` (finetune, evaluate),
+kept off by the package's `__init__` (see `tf_bert_seqgen._quiet`). Commands: `inference.py` (generate, export, warm-cache, convert, info), `train.py` (finetune, evaluate),
 `batch.py` (batch, on Apache Beam: flags it does not know are Beam's pipeline options);
 `sources.py` says what a path holds and loads it.
 """

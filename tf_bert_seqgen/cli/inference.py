@@ -1,4 +1,4 @@
-"""Inference commands: generate, export, convert, info."""
+"""Inference commands: generate, export, warm-cache, convert, info."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tf_bert_seqgen.export import (
     next_version_dir,
     read_export_info,
 )
+from tf_bert_seqgen.export.warmup import CACHE_FLAG, warm_cache
 from tf_bert_seqgen.io_utils import atomic_file
 from tf_bert_seqgen.training.evaluate import (
     generate_batch,
@@ -103,6 +104,17 @@ def cmd_export(args):
     out = next_version_dir(args.out) if args.version == "auto" else args.out
     export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype, **options)
     print(out)
+
+
+def cmd_warm_cache(args):
+    if kind_of(args.export) != "savedmodel":
+        raise CliError(f"{args.export} is not an exported SavedModel")
+    if not read_export_info(args.export)["jit_compile"]:
+        raise CliError(f"{args.export} is a graph-mode export: it compiles nothing (export with --xla)")
+    count = warm_cache(args.export, args.cache)
+    print(f"{args.cache}: {count} files; serve with TF_XLA_FLAGS={CACHE_FLAG}={os.path.abspath(args.cache)}",
+          file=sys.stderr)
+    print(args.cache)
 
 
 def cmd_convert(args):
@@ -203,6 +215,13 @@ def add_commands(commands):
     decoding(p)
     tokenizer_files(p)
     p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("warm-cache", help="compile an --xla export's programs into TF's persistent XLA cache, "
+                                                "ahead of serving")
+    p.add_argument("export", help="an exported SavedModel (jit_compile=True)")
+    p.add_argument("--cache", required=True, help="the cache directory; serve with TF_XLA_FLAGS="
+                                                  f"{CACHE_FLAG}=<this directory>")
+    p.set_defaults(func=cmd_warm_cache)
 
     p = commands.add_parser("convert", help="convert any supported checkpoint to our (HF-compatible) format")
     p.add_argument("source", help="HF directory or repo id, or TF Hub module/handle")

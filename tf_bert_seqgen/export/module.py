@@ -62,11 +62,7 @@ class GenerationModule(tf.Module):
         self._pad_id = model.config.encoder.pad_token_id
         generate_fn = generation.build_generate_fn(model, config)
 
-        def decode(ids, mask, dynamic):
-            with storage.cast_once(stored.matrices):
-                return generate_fn(ids, mask, dynamic)
-
-        self._decode = tf.function(decode, jit_compile=jit_compile, autograph=False)
+        self._decode = tf.function(generate_fn, jit_compile=jit_compile, autograph=False)
         self._generate_rows_fn = tf.function(self._generate_rows, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)])
 
@@ -207,7 +203,15 @@ class GenerationModule(tf.Module):
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
     def serve_ids(self, input_ids, attention_mask):
+        if self.jit_compile:  # the text signatures' width buckets, so that it runs their compiled programs
+            input_ids, attention_mask = self._pad_width(input_ids, attention_mask)
         return {"output_ids": self._generate_ids(input_ids, attention_mask, self._dynamic())[0]}
+
+    def _pad_width(self, ids, mask):
+        """ids, mask [b, s] -> [b, w]: padded (masked) to s's width bucket, results unchanged."""
+        width = tf.shape(ids)[1]
+        padding = [[0, 0], [0, tf.maximum(generation.bucket_length(width, self.max_input_length), width) - width]]
+        return tf.pad(ids, padding, constant_values=self._pad_id), tf.pad(mask, padding)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),
                                   tf.TensorSpec([None], tf.string, name="target_text")])
@@ -232,7 +236,7 @@ class GenerationModule(tf.Module):
     def _score(self, ids, mask, labels, label_mask):
         """-> log-likelihood [b] and target length [b] of `labels` given the source `ids`."""
         decoder_inputs = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
-        with storage.cast_once(self._stored.value.matrices):
+        with storage.float32_once(self._stored.value.matrices):
             logits = self.model.decoder(decoder_inputs, self.model.encoder(ids, mask), mask)
         log_likelihood = tf.reduce_sum(token_log_likelihood(labels, logits) * label_mask, axis=1)
         return [log_likelihood, tf.cast(tf.reduce_sum(label_mask, axis=1), tf.int32)]
@@ -245,7 +249,7 @@ class GenerationModule(tf.Module):
         return {"encoder_hidden_states": states, "attention_mask": mask}
 
     def _encode(self, ids, mask):
-        with storage.cast_once(self._stored.value.matrices):
+        with storage.float32_once(self._stored.value.matrices):
             return self.model.encoder(ids, mask)
 
     def signatures(self):

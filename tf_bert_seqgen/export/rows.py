@@ -18,10 +18,7 @@ _MAX_ENQUEUED_BATCHES = 100
 
 def row_buckets(limit: int) -> list[int]:
     """The row counts an XLA export decodes (`bucket_rows`): 1, 2, 4, ... below `limit`, then `limit`."""
-    buckets = [1]
-    while buckets[-1] < limit:
-        buckets.append(min(2 * buckets[-1], limit))
-    return buckets
+    return generation.buckets(limit, smallest=1)
 
 
 def bucket_rows(count, limit):

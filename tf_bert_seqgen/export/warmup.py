@@ -1,59 +1,119 @@
-"""The TF Serving warm-up file: PredictionLog records the server replays at load, so that the first real
-request finds its functions traced (and, in an XLA export, compiled)."""
+"""The TF Serving warm-up file: PredictionLog records the server replays at load, so that no request after
+them traces a function or compiles a program.
+
+A graph-mode export runs any shape: one request per signature instantiates every function. An XLA export
+compiles one program per (row bucket, source width bucket) (`rows.row_buckets`, `generation.buckets`): its
+records hold a request of each row count for each width, through `serving_default`, whose programs
+`generate_with_options` and `generate_ids` share; then `score` and `encode`. (Not the two that share
+programs: TF Serving's --enable_batching refuses a request with scalar inputs, `generate_with_options`, and
+a warm-up request that fails fails the model's load; `generate_ids` takes [b, s] ids, which its batching
+concatenates only at one common s.) Replayed with TF's
+persistent XLA cache (`TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR`, `warm_cache`), a second start
+loads those programs instead of compiling them.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import tensorflow as tf
 
 from tf_bert_seqgen import generation
 from tf_bert_seqgen.export.files import WARMUP_FILE
+from tf_bert_seqgen.export.rows import row_buckets
 
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
 
 
-def warmup_texts(module) -> list[list[str]]:
-    """The texts of each warm-up request to the default signature. Graph mode runs any shape: one request
-    (with an empty text, which skips the model). The XLA variant compiles once per source width bucket
-    (`generation.bucket_length`) and row bucket, 10-15 s each for the full-size model: one more request of
-    one text for each width bucket, so that a single text of any length finds its program compiled. Joined
-    calls of 2, 4, ... rows compile at their first use (row buckets times width buckets would be dozens)."""
-    if not module.jit_compile:
-        return [WARMUP_TEXTS]
+def width_texts(module) -> list[str]:
+    """For each source width bucket of `module` (an XLA export's), the shortest warm-up text whose tokens
+    fill it: a word is at least one token, so prefixes of enough words reach every bucket."""
     limit = module.max_input_length
-    words = WARMUP_TEXTS[0].split() * limit  # a word is at least one token: enough words for any bucket
+    words = WARMUP_TEXTS[0].split() * limit
 
-    def tokens(count):
-        return int(module.tokenizer.tokenize(tf.constant([" ".join(words[:count])])).row_lengths()[0])
+    def width(count):
+        tokens = int(module.tokenizer.tokenize(tf.constant([" ".join(words[:count])])).row_lengths()[0])
+        return generation.bucket_length(max(min(tokens, limit), 1), limit)
 
-    def bucket(count):
-        return generation.bucket_length(max(min(tokens(count), limit), 1), limit)
+    found = {}
+    for count in range(1, len(words) + 1):
+        found.setdefault(width(count), " ".join(words[:count]))
+        if limit in found:
+            break
+    return [found[w] for w in sorted(found)]
 
-    covered, requests = {bucket(len(WARMUP_TEXTS[0].split()))}, [WARMUP_TEXTS]
-    for count in range(1, len(words) + 1):  # the shortest text of each width bucket
-        width = bucket(count)
-        if width not in covered:
-            covered.add(width)
-            requests.append([" ".join(words[:count])])
-        if limit in covered:
-            return requests
-    return requests
+
+def warmup_requests(module) -> list[tuple[str, dict]]:
+    """(signature, inputs) of each record, in replay order (module docstring)."""
+    text = WARMUP_TEXTS[0]
+    if module.jit_compile:
+        requests = [("serving_default", {"text": [width_text] * rows})
+                    for width_text in width_texts(module) for rows in row_buckets(module.max_batch_size)]
+    else:
+        requests = [("serving_default", {"text": WARMUP_TEXTS})]  # the empty text skips the model
+    return requests + [("score", {"source_text": [text], "target_text": [text]}), ("encode", {"text": [text]})]
 
 
 def write_warmup_requests(export_dir: str, module):
-    """Writes `WARMUP_FILE`: the default signature's requests (`warmup_texts`), then one `score` request."""
+    """Writes `WARMUP_FILE`: `warmup_requests` as PredictionLog records."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    requests = [("serving_default", {"text": tf.constant(texts)}) for texts in warmup_texts(module)]
-    requests.append(("score", {"source_text": tf.constant(WARMUP_TEXTS[:1]),
-                               "target_text": tf.constant(WARMUP_TEXTS[:1])}))
     with tf.io.TFRecordWriter(path) as writer:
-        for signature, inputs in requests:
+        for signature, inputs in warmup_requests(module):
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
             for name, value in inputs.items():
                 request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
+
+
+def read_warmup_requests(export_dir: str) -> list[tuple[str, dict]]:
+    """The records of an export's warm-up file as (signature, {input name: numpy value}), in file order."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(os.path.join(export_dir, WARMUP_FILE)).as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        requests.append((request.model_spec.signature_name,
+                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
+    return requests
+
+
+def replay(loaded, export_dir: str):
+    """Calls `loaded` (`tf.saved_model.load(export_dir)`) with each warm-up record, as TF Serving does at load."""
+    for signature, inputs in read_warmup_requests(export_dir):
+        loaded.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
+
+
+CACHE_FLAG = "--tf_xla_persistent_cache_directory"
+
+_REPLAY_IN_A_FRESH_PROCESS = """
+import sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers the tokenizer ops
+from tf_bert_seqgen.export.warmup import replay
+replay(tf.saved_model.load(sys.argv[1]), sys.argv[1])
+"""
+
+
+def with_cache_flag(environment: dict, cache_dir: str) -> dict:
+    """`environment` whose TF_XLA_FLAGS also name `cache_dir` as TF's persistent XLA cache (read at the
+    process's first XLA compilation: set before TensorFlow starts)."""
+    flags = [f for f in environment.get("TF_XLA_FLAGS", "").split() if not f.startswith(CACHE_FLAG)]
+    return {**environment, "TF_XLA_FLAGS": " ".join([*flags, f"{CACHE_FLAG}={os.path.abspath(cache_dir)}"])}
+
+
+def warm_cache(export_dir: str, cache_dir: str) -> int:
+    """Compiles an XLA export's programs into TF's persistent XLA cache `cache_dir`, ahead of serving: its
+    warm-up records replayed in a fresh process with the cache flag. A server (or `tf.saved_model.load`)
+    started later with the same flag loads them instead of compiling. Returns the cache's file count."""
+    os.makedirs(cache_dir, exist_ok=True)
+    done = subprocess.run([sys.executable, "-c", _REPLAY_IN_A_FRESH_PROCESS, export_dir], capture_output=True,
+                          text=True, env=with_cache_flag(dict(os.environ), cache_dir))
+    if done.returncode != 0:
+        raise RuntimeError(f"replaying {export_dir}'s warm-up records failed: {done.stderr.strip()[-2000:]}")
+    return len(os.listdir(cache_dir))
