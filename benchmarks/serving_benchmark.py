@@ -8,7 +8,10 @@ export, as the XLA variant (`--xla`) and as XLA with bfloat16 and int8 weights (
 picks a subset). Each export is then measured in fresh processes that
 import only tensorflow and tensorflow_text (plus the serving protos to replay the warm-up records, as
 the model server does), through its signatures:
-- cold start: load time plus the first request, without and with the warm-up records replayed;
+- start: load, warm-up replay (as TF Serving does at load) and ready time, then the first call of 1, 3, 6, 12
+  and 32 texts, each beside its second (steady) call; without warm-up, and with it at a first start (an
+  empty persistent XLA cache, `TF_XLA_FLAGS=--tf_xla_persistent_cache_directory`) and a second (the cache
+  the first filled);
 - ms per generated token at batch 1 (and 8 for greedy): T(n) - T(1) over n - 1 through
   `generate_with_options`, against the memory-bandwidth bound of one decode step;
 - per-request latency p50 / p90 / p99 with 1, 4, 8 and 16 client threads sending one text each, in the
@@ -43,6 +46,8 @@ BATCHES = [1, 8, 32, 64]
 LATENCY_TOKENS = 8
 THROUGHPUT_TOKENS = 16
 RSS_BATCH = 1024  # one request this large runs in max_batch_size slices; its peak memory is reported
+FIRST_CALLS = [1, 3, 6, 12, 32]  # texts per call after a start: several row buckets and source widths
+STARTS = ("no warm-up", "first start", "second start")
 
 
 # --- the client: a fresh process with only tensorflow + tensorflow_text -----------------------------
@@ -63,10 +68,9 @@ def client(directory: str, texts: list[str], settings: dict) -> dict:
         replay_warmup(loaded, directory)
         figures["warmup_s"] = time.perf_counter() - start
     serve, options = loaded.signatures["serving_default"], loaded.signatures["generate_with_options"]
-    start = time.perf_counter()
-    serve(text=tf.constant(texts[:1]))["generated_text"].numpy()
-    figures["first_request_s"] = time.perf_counter() - start
     if settings["cold_only"]:
+        call = lambda n: timed(lambda: serve(text=tf.constant(texts[:n]))["generated_text"].numpy())  # noqa: E731
+        figures["first_calls"] = {n: [call(n), call(n)] for n in FIRST_CALLS if n <= len(texts)}
         return figures
 
     def generate(batch, new_tokens):
@@ -174,14 +178,18 @@ def _concurrent(request, clients: int, requests_per_client: int) -> tuple[list[f
     return times, time.perf_counter() - start
 
 
-def run_client(directory: str, texts: list[str], settings: dict) -> dict:
-    """`client` in a fresh interpreter; checks that it loaded none of this project's package or torch."""
+def run_client(directory: str, texts: list[str], settings: dict, cache: str | None = None) -> dict:
+    """`client` in a fresh interpreter (given TF's persistent XLA cache `cache`, if any); checks that it loaded
+    none of this project's package or torch."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import serving_benchmark as b; "
             "out = b.client(sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])); "
             "mods = sorted(m for m in sys.modules if m.split('.')[0] in ('tf_bert_seqgen', 'torch', 'transformers')); "
             "print('RESULT ' + json.dumps({'figures': out, 'modules': mods}))")
+    environment = dict(os.environ)
+    if cache:
+        environment["TF_XLA_FLAGS"] = f"{environment.get('TF_XLA_FLAGS', '')} --tf_xla_persistent_cache_directory={cache}"
     done = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)), directory,
-                           json.dumps(texts), json.dumps(settings)], capture_output=True, text=True)
+                           json.dumps(texts), json.dumps(settings)], capture_output=True, text=True, env=environment)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"client failed on {directory}:\n{done.stderr[-3000:]}")
@@ -239,6 +247,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=24)
+    parser.add_argument("--model", choices=["full", "base"], default="full",
+                        help="full: 24 x 1024, vocab 50358 (the released models); base: 12 x 768, vocab 32000")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--skip-rss", action="store_true",
                         help=f"leave out the {RSS_BATCH}-text memory request (about 7 minutes per greedy export)")
@@ -266,6 +276,9 @@ def main(argv=None):
         config = BertForSeqGenerationConfig(vocab_size=600, hidden_size=64, num_hidden_layers=2,
                                             num_attention_heads=4, intermediate_size=128)
         args.repeats, args.new_tokens = 1, 4
+    elif args.model == "base":
+        config = BertForSeqGenerationConfig(vocab_size=32000, hidden_size=768, num_hidden_layers=12,
+                                            num_attention_heads=12, intermediate_size=3072)
     else:
         config = BertForSeqGenerationConfig()
     settings = dict(threads=args.threads, repeats=args.repeats, new_tokens=args.new_tokens,
@@ -294,9 +307,12 @@ def main(argv=None):
                 export_saved_model(model, tokenizer, directory, jit_compile=jit, num_beams=beams,
                                    weights_dtype=dtype, max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1)
                 print(f"exported {kind} {mode} in {time.perf_counter() - start:.0f} s", flush=True)
-                cold = {warm: run_client(directory, texts, {**settings, "warmup": warm, "cold_only": True})
-                        for warm in (False, True)}
-                full = run_client(directory, texts, {
+                cache = os.path.join(root, f"{kind}_{mode}_xla_cache")
+                cold = {start: run_client(directory, texts, {**settings, "warmup": start != "no warm-up",
+                                                             "cold_only": True},
+                                          cache=None if start == "no warm-up" else cache)
+                        for start in STARTS}
+                full = run_client(directory, texts, cache=cache, settings={
                     **settings, "warmup": True, "cold_only": False, "serving_loads": kind == "greedy",
                     "rss_batch": RSS_BATCH if kind == "greedy" and not args.skip_rss else 0,
                     "per_token_batches": [1, 8] if kind == "greedy" else [1]})
@@ -324,12 +340,16 @@ def report(figures, anchor, settings, step_bytes, bound_ms, modes):
             print(f"{name:<11}{mode:<14}{ms:8.1f}{torch_ms:8.1f}{torch_ms / ms:11.2f}{xla / ms:9.2f}"
                   f"{ms / bound_ms(step_bytes[mode], bandwidth):11.2f}{bandwidth / 1e9:7.1f}")
     print("\nexport size, MB: " + ", ".join(f"{mode} {figures['greedy', mode]['size_mb']:.0f}" for mode in modes))
-    print("\ncold start, s (fresh process: load, then the first one-text request)")
-    print(f"{'export':<20}{'load':>7}{'first':>8}{'load+warm-up':>14}{'first after warm-up':>21}")
+    print("\nstart, s (fresh process: load, warm-up replay, ready = both; then the first call of n texts / its "
+          "second call; first and second start share TF's persistent XLA cache)")
+    calls = [n for n in FIRST_CALLS if str(n) in next(iter(figures.values()))["cold"]["first start"]["first_calls"]]
+    print(f"{'export':<20}{'start':<14}{'load':>6}{'warm-up':>9}{'ready':>7}" + "".join(f"{f'n={n}':>13}" for n in calls))
     for (kind, mode), f in figures.items():
-        plain, warm = f["cold"][False], f["cold"][True]
-        print(f"{kind + ' ' + mode:<20}{plain['load_s']:7.1f}{plain['first_request_s']:8.2f}"
-              f"{warm['load_s'] + warm['warmup_s']:14.1f}{warm['first_request_s']:21.2f}")
+        for start in STARTS:
+            c = f["cold"][start]
+            warm = c.get("warmup_s", 0.0)
+            print(f"{kind + ' ' + mode:<20}{start:<14}{c['load_s']:6.1f}{warm:9.1f}{c['load_s'] + warm:7.1f}"
+                  + "".join(f"{c['first_calls'][str(n)][0]:6.2f}/{c['first_calls'][str(n)][1]:<6.2f}" for n in calls))
     print(f"\nlatency per request, ms (greedy, one text, {settings['latency_tokens']} new tokens), by client threads")
     print(f"{'export':<14}{'clients':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/p50':>9}{'requests/s':>12}"
           f"{'first-use max':>17}")

@@ -272,99 +272,20 @@ def greedy_or_sample(step, batch_size, cache, config: GenerationConfig, dynamic)
 
 def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
     """Beam search over alive and finished hypotheses. `cache` tensors have B*K rows. Returns sequences
-    [B*R, m] and the least log p of an added token per row [B*R] (zeros unless `keeps_unsure_sources`)."""
-    m, k, eos = config.max_length, config.num_beams, config.eos_token_id
-    k2 = 2 * k  # enough candidates that k survive even if k of them just ended
-    alpha, style = dynamic["length_penalty"], config.length_penalty_style
-    flat = lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))  # noqa: E731  [B, K, ..] -> [N, ..]
+    [B*R, m] and the least log p of an added token per row [B*R] (zeros unless `keeps_unsure_sources`).
 
-    start = tf.fill([batch_size, k], config.decoder_start_token_id)
-    alive_sequences = _write_column(tf.fill([batch_size, k, m], config.pad_token_id), 0, start)
-    # Only the first beam is live at the start, so the first step does not pick k copies of one token.
-    alive_scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], LARGE_NEGATIVE)], 0)[None], [batch_size, 1])
-    state = dict(
-        cur_len=tf.constant(1),
-        alive_sequences=alive_sequences,
-        alive_scores=alive_scores,
-        finished_sequences=alive_sequences,
-        finished_scores=tf.fill([batch_size, k], LARGE_NEGATIVE),
-        is_finished=tf.zeros([batch_size, k], tf.bool),
-        alive_least=tf.zeros([batch_size, k]),
-        finished_least=tf.zeros([batch_size, k]),
-        can_improve=tf.ones([batch_size, 1], tf.bool),
-        all_candidates_stop=tf.zeros([batch_size, k2], tf.bool),
-        cache=cache,
-    )
-    top_k_mask = tf.range(k2) < k
+    Each step (as TF Model Garden's): `_grow_candidates` (2K continuations of the alive beams),
+    `_new_alive_state` (the best K that did not stop), `_new_finished_state` (the stopped ones merged into the
+    finished beams), `_can_improve` (whether an alive beam can still beat the worst finished one)."""
+    m, k = config.max_length, config.num_beams
+    state = _initial_beam_state(batch_size, cache, config)
 
     def body(s):
-        cur_len = s["cur_len"]
-        tokens = tf.gather(flat(s["alive_sequences"]), [cur_len - 1], axis=1)
-        logits, cache = step(tokens, cur_len - 1, s["cache"])
-        log_probs = tf.nn.log_softmax(logits[:, -1, :], axis=-1)
-        log_probs = penalise_repeated_ngrams(log_probs, flat(s["alive_sequences"]), cur_len,
-                                             config.no_repeat_ngram_size)
-        log_probs = forbid_early_eos(log_probs, cur_len, dynamic["min_length"], eos)
-        model_log_probs = log_probs
-        if config.copy_from_source:  # after the log-softmax, as transformers' prefix_allowed_tokens_fn
-            log_probs += dynamic["source_bias"]
-        vocab = tf.shape(log_probs)[-1]
-        totals = tf.reshape(log_probs, [batch_size, k, -1]) + s["alive_scores"][:, :, None]
-        totals = tf.reshape(totals, [batch_size, -1])  # [B, K*V]
-        if config.do_sample:
-            # Gumbel top-k = sampling k2 continuations without replacement from softmax(totals).
-            seed = tf.stack([dynamic["seed"], cur_len])
-            gumbel = -tf.math.log(-tf.math.log(tf.random.stateless_uniform(tf.shape(totals), seed, 1e-20, 1.0)))
-            chosen = tf.math.top_k(totals + gumbel, k=k2).indices
-            candidate_scores = tf.gather(totals, chosen, batch_dims=1)
-        else:
-            candidate_scores, chosen = tf.math.top_k(totals, k=k2)
-        origin, token = chosen // vocab, chosen % vocab  # [B, K2]
-        candidates = _write_column(tf.gather(s["alive_sequences"], origin, batch_dims=1), cur_len, token)
-        stops = tf.logical_or(token == eos, cur_len + 1 >= dynamic["max_length"])
-        candidate_least = tf.gather(s["alive_least"], origin, batch_dims=1)  # [B, K2]
-        if config.keeps_unsure_sources:
-            as_rows = lambda x: tf.reshape(x, [batch_size, -1])  # noqa: E731  [N, V] -> [B, K*V]
-            chosen_log_prob = tf.gather(as_rows(model_log_probs), chosen, batch_dims=1)
-            added = tf.gather(as_rows(dynamic["added"]), chosen, batch_dims=1)
-            candidate_least = tf.where(added, tf.minimum(candidate_least, chosen_log_prob), candidate_least)
-
-        # Alive: the best k candidates that did not stop.
-        alive_pick = tf.math.top_k(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, k=k).indices
-        alive_sequences = tf.gather(candidates, alive_pick, batch_dims=1)
-        alive_scores = tf.gather(candidate_scores + tf.cast(stops, tf.float32) * LARGE_NEGATIVE, alive_pick,
-                                 batch_dims=1)
-        alive_least = tf.gather(candidate_least, alive_pick, batch_dims=1)
-        rows = tf.range(batch_size)[:, None] * k + tf.gather(origin, alive_pick, batch_dims=1)
-        cache = tf.nest.map_structure(lambda c: tf.gather(c, tf.reshape(rows, [-1])), cache)
-
-        # Finished: stopped candidates among the top k, scored with the length penalty, merged.
-        just_finished = tf.logical_and(stops, top_k_mask[None, :])
-        finished_candidates = candidate_scores / length_penalty_divisor(cur_len, alpha, style)
-        blocked = tf.logical_not(just_finished) | tf.logical_not(s["can_improve"])
-        if config.early_stopping is True:
-            blocked |= tf.reduce_all(s["is_finished"], axis=-1, keepdims=True)
-        finished_candidates += tf.cast(blocked, tf.float32) * LARGE_NEGATIVE
-        merged_scores = tf.concat([s["finished_scores"], finished_candidates], axis=1)
-        keep = tf.math.top_k(merged_scores, k=k).indices
-        finished_sequences = tf.gather(tf.concat([s["finished_sequences"], candidates], 1), keep, batch_dims=1)
-        finished_scores = tf.gather(merged_scores, keep, batch_dims=1)
-        is_finished = tf.gather(tf.concat([s["is_finished"], just_finished], 1), keep, batch_dims=1)
-        finished_least = tf.gather(tf.concat([s["finished_least"], candidate_least], 1), keep, batch_dims=1)
-
-        # Can an alive beam still beat the worst finished one? (The reference's heuristic, exactly.)
-        cur_len = cur_len + 1
-        if config.early_stopping == "never":
-            best_length = tf.where(alpha > 0.0, dynamic["max_length"] - 1, cur_len - 1)
-        else:
-            best_length = cur_len - 1
-        best_alive = alive_scores[:, :1] / length_penalty_divisor(best_length, alpha, style)
-        worst_finished = tf.where(is_finished, tf.reduce_min(finished_scores, axis=1, keepdims=True), LARGE_NEGATIVE)
-        can_improve = s["can_improve"] & tf.reduce_any(best_alive > worst_finished, axis=-1, keepdims=True)
-        new = dict(cur_len=cur_len, alive_sequences=alive_sequences, alive_scores=alive_scores,
-                   finished_sequences=finished_sequences, finished_scores=finished_scores,
-                   is_finished=is_finished, alive_least=alive_least, finished_least=finished_least,
-                   can_improve=can_improve, all_candidates_stop=stops, cache=cache)
+        candidates = _grow_candidates(s, step, batch_size, config, dynamic)
+        new = {"cur_len": s["cur_len"] + 1, "all_candidates_stop": candidates["stops"],
+               **_new_alive_state(s, candidates, batch_size, k),
+               **_new_finished_state(s, candidates, config, dynamic)}
+        new["can_improve"] = s["can_improve"] & _can_improve(new, config, dynamic)
         # Gathers with batch_dims forget the static batch size; the loop needs it constant.
         tf.nest.map_structure(lambda a, b: a.set_shape(b.shape), new, s)
         return [new]
@@ -378,6 +299,107 @@ def beam_search(step, batch_size, cache, config: GenerationConfig, dynamic):
     (state,) = tf.while_loop(cond, body, [state], maximum_iterations=m - 1)
     best = state["finished_sequences"][:, :config.num_return_sequences]
     return tf.reshape(best, [-1, m]), tf.reshape(state["finished_least"][:, :config.num_return_sequences], [-1])
+
+
+def _initial_beam_state(batch_size, cache, config: GenerationConfig) -> dict:
+    """The loop state before the first step: one live beam per example (the others at LARGE_NEGATIVE, so the
+    first step does not pick k copies of one token), no finished beam. [B, K, ...] tensors and the cache."""
+    m, k = config.max_length, config.num_beams
+    start = tf.fill([batch_size, k], config.decoder_start_token_id)
+    alive_sequences = _write_column(tf.fill([batch_size, k, m], config.pad_token_id), 0, start)
+    return dict(
+        cur_len=tf.constant(1),
+        alive_sequences=alive_sequences,
+        alive_scores=tf.tile(tf.concat([[0.0], tf.fill([k - 1], LARGE_NEGATIVE)], 0)[None], [batch_size, 1]),
+        finished_sequences=alive_sequences,
+        finished_scores=tf.fill([batch_size, k], LARGE_NEGATIVE),
+        is_finished=tf.zeros([batch_size, k], tf.bool),
+        alive_least=tf.zeros([batch_size, k]),
+        finished_least=tf.zeros([batch_size, k]),
+        can_improve=tf.ones([batch_size, 1], tf.bool),
+        all_candidates_stop=tf.zeros([batch_size, 2 * k], tf.bool),
+        cache=cache,
+    )
+
+
+def _grow_candidates(s, step, batch_size, config: GenerationConfig, dynamic) -> dict:
+    """One decode step of the alive beams and their 2K best continuations (enough that K survive even if K of
+    them just ended): sequences [B, 2K, m], summed log-probabilities, origin beam, whether each stops, the least
+    log p of an added token, and the stepped cache (rows still in alive order)."""
+    cur_len, k2 = s["cur_len"], 2 * config.num_beams
+    flat = lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))  # noqa: E731  [B, K, ..] -> [N, ..]
+    tokens = tf.gather(flat(s["alive_sequences"]), [cur_len - 1], axis=1)
+    logits, cache = step(tokens, cur_len - 1, s["cache"])
+    log_probs = tf.nn.log_softmax(logits[:, -1, :], axis=-1)
+    log_probs = penalise_repeated_ngrams(log_probs, flat(s["alive_sequences"]), cur_len, config.no_repeat_ngram_size)
+    log_probs = forbid_early_eos(log_probs, cur_len, dynamic["min_length"], config.eos_token_id)
+    model_log_probs = log_probs
+    if config.copy_from_source:  # after the log-softmax, as transformers' prefix_allowed_tokens_fn
+        log_probs += dynamic["source_bias"]
+    vocab = tf.shape(log_probs)[-1]
+    as_rows = lambda x: tf.reshape(x, [batch_size, -1])  # noqa: E731  [N, V] -> [B, K*V]
+    totals = as_rows(tf.reshape(log_probs, [batch_size, config.num_beams, -1]) + s["alive_scores"][:, :, None])
+    if config.do_sample:
+        # Gumbel top-k = sampling k2 continuations without replacement from softmax(totals).
+        seed = tf.stack([dynamic["seed"], cur_len])
+        gumbel = -tf.math.log(-tf.math.log(tf.random.stateless_uniform(tf.shape(totals), seed, 1e-20, 1.0)))
+        chosen = tf.math.top_k(totals + gumbel, k=k2).indices
+        scores = tf.gather(totals, chosen, batch_dims=1)
+    else:
+        scores, chosen = tf.math.top_k(totals, k=k2)
+    origin, token = chosen // vocab, chosen % vocab  # [B, K2]
+    least = tf.gather(s["alive_least"], origin, batch_dims=1)  # [B, K2]
+    if config.keeps_unsure_sources:
+        chosen_log_prob = tf.gather(as_rows(model_log_probs), chosen, batch_dims=1)
+        added = tf.gather(as_rows(dynamic["added"]), chosen, batch_dims=1)
+        least = tf.where(added, tf.minimum(least, chosen_log_prob), least)
+    return dict(sequences=_write_column(tf.gather(s["alive_sequences"], origin, batch_dims=1), cur_len, token),
+                scores=scores, origin=origin, least=least, cache=cache,
+                stops=tf.logical_or(token == config.eos_token_id, cur_len + 1 >= dynamic["max_length"]))
+
+
+def _new_alive_state(s, candidates, batch_size, k) -> dict:
+    """Alive: the best k candidates that did not stop, and the cache rows of the beams they grew from."""
+    scores = candidates["scores"] + tf.cast(candidates["stops"], tf.float32) * LARGE_NEGATIVE
+    pick = tf.math.top_k(scores, k=k).indices
+    rows = tf.reshape(tf.range(batch_size)[:, None] * k + tf.gather(candidates["origin"], pick, batch_dims=1), [-1])
+    return dict(alive_sequences=tf.gather(candidates["sequences"], pick, batch_dims=1),
+                alive_scores=tf.gather(scores, pick, batch_dims=1),
+                alive_least=tf.gather(candidates["least"], pick, batch_dims=1),
+                cache=tf.nest.map_structure(lambda c: tf.gather(c, rows), candidates["cache"]))
+
+
+def _new_finished_state(s, candidates, config: GenerationConfig, dynamic) -> dict:
+    """Finished: the candidates among the top k that stopped, scored with the length penalty, merged with the
+    finished beams; the best k kept."""
+    k = config.num_beams
+    just_finished = tf.logical_and(candidates["stops"], (tf.range(2 * k) < k)[None, :])
+    scores = candidates["scores"] / length_penalty_divisor(s["cur_len"], dynamic["length_penalty"],
+                                                           config.length_penalty_style)
+    blocked = tf.logical_not(just_finished) | tf.logical_not(s["can_improve"])
+    if config.early_stopping is True:
+        blocked |= tf.reduce_all(s["is_finished"], axis=-1, keepdims=True)
+    merged_scores = tf.concat([s["finished_scores"], scores + tf.cast(blocked, tf.float32) * LARGE_NEGATIVE], 1)
+    keep = tf.math.top_k(merged_scores, k=k).indices
+    merged = lambda old, new: tf.gather(tf.concat([old, new], 1), keep, batch_dims=1)  # noqa: E731
+    return dict(finished_sequences=merged(s["finished_sequences"], candidates["sequences"]),
+                finished_scores=tf.gather(merged_scores, keep, batch_dims=1),
+                is_finished=merged(s["is_finished"], just_finished),
+                finished_least=merged(s["finished_least"], candidates["least"]))
+
+
+def _can_improve(new, config: GenerationConfig, dynamic):
+    """[B, 1]: whether the best alive beam of `new` (the state after a step) can still beat its worst finished
+    one (the reference's heuristic, exactly)."""
+    alpha, cur_len = dynamic["length_penalty"], new["cur_len"]
+    if config.early_stopping == "never":
+        best_length = tf.where(alpha > 0.0, dynamic["max_length"] - 1, cur_len - 1)
+    else:
+        best_length = cur_len - 1
+    best_alive = new["alive_scores"][:, :1] / length_penalty_divisor(best_length, alpha, config.length_penalty_style)
+    worst_finished = tf.where(new["is_finished"], tf.reduce_min(new["finished_scores"], axis=1, keepdims=True),
+                              LARGE_NEGATIVE)
+    return tf.reduce_any(best_alive > worst_finished, axis=-1, keepdims=True)
 
 
 def bucket_length(length, limit, smallest=16):
