@@ -147,26 +147,10 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     """
     config = config or TrainingConfig()
     strategy = strategy or tf.distribute.get_strategy()
-    if config.accumulate > 1 and isinstance(strategy, MERGE_CALL_STRATEGIES):
-        # Keras updates every n-th batch inside a tf.cond; these strategies synchronise replicas with a
-        # merge_call, which TensorFlow refuses inside control flow (except under XLA on GPUs).
-        raise ValueError(f"accumulate > 1 does not run under {type(strategy).__name__} (Keras' gradient "
-                         "accumulation cannot synchronise replicas there): use no strategy or OneDeviceStrategy, "
-                         "or a larger batch_size across the replicas")
+    model = _compiled_model(init, tokenizer, config, strategy)  # refuses a bad set-up before writing anything
     chief = is_chief(strategy)
     out_dir = worker_dir(out_dir, strategy)
     os.makedirs(out_dir, exist_ok=True)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build_model(init, tokenizer) if isinstance(init, str) else init()
-        if config.freeze_word_embeddings:
-            freeze_word_embeddings(model)
-        model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
-                                     config.optimizer, config.weight_decay, config.clipnorm,
-                                     config.global_clipnorm, config.adam_epsilon, config.accumulate),
-                      label_smoothing=config.label_smoothing, jit_compile="auto" if config.xla else False)
 
     updates_per_epoch = min(config.steps_per_checkpoint, config.steps)
     epochs = math.ceil(config.steps / updates_per_epoch)
@@ -205,6 +189,28 @@ def finetune(init, tokenizer, train_data, out_dir: str, config: TrainingConfig |
     last_row = rows.rows[-1] if rows.rows and rows.rows[-1]["step"] == config.steps else {}
     _finish(model, tokenizer, out_dir, config, export, eval_data, chief, last_row)
     return model, history
+
+
+def _compiled_model(init, tokenizer, config: TrainingConfig, strategy):
+    """The model `finetune` trains (`init`: a spec or a function), built and compiled inside `strategy`."""
+    if config.accumulate > 1 and isinstance(strategy, MERGE_CALL_STRATEGIES):
+        # Keras updates every n-th batch inside a tf.cond; these strategies synchronise replicas with a
+        # merge_call, which TensorFlow refuses inside control flow (except under XLA on GPUs).
+        raise ValueError(f"accumulate > 1 does not run under {type(strategy).__name__} (Keras' gradient "
+                         "accumulation cannot synchronise replicas there): use no strategy or OneDeviceStrategy, "
+                         "or a larger batch_size across the replicas")
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(init, tokenizer) if isinstance(init, str) else init()
+        if config.freeze_word_embeddings:
+            freeze_word_embeddings(model)
+        model.compile(make_optimizer(config.learning_rate, model.config.decoder.hidden_size, config.warmup_steps,
+                                     config.optimizer, config.weight_decay, config.clipnorm,
+                                     config.global_clipnorm, config.adam_epsilon, config.accumulate),
+                      label_smoothing=config.label_smoothing, jit_compile="auto" if config.xla else False)
+    return model
 
 
 def freeze_word_embeddings(model) -> None:
