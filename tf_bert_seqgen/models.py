@@ -11,6 +11,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tf_bert_seqgen.checkpoints import bert, hf, preset_models
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.fit_hooks import TrainingHooks
@@ -108,18 +109,12 @@ class BertForSeqGenerationEncoderModel(keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads a single HF BertGeneration (or BERT) encoder directory."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import hf
-
         return hf.load_stack(cls, path, **kwargs)
 
     @classmethod
     def from_preset(cls, name_or_path, **config_overrides):
         """An encoder stack from a preset name (bert_for_seq_generation_bbc_encoder), an HF repo id or a
         local directory; see `EncoderDecoder.from_preset`."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import preset_models
-
         return preset_models.load_stack(cls, name_or_path, **config_overrides)
 
 
@@ -240,9 +235,6 @@ class BertForSeqGenerationDecoder(keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads a single HF BertGeneration decoder directory."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import hf
-
         return hf.load_stack(cls, path, **kwargs)
 
 
@@ -348,10 +340,7 @@ class EncoderDecoder(TrainingHooks, keras.Model):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Loads our saved directory or an HF EncoderDecoderModel directory / hub name."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import hf
-
-        return hf.load_encoder_decoder(path, **kwargs)
+        return hf.load_encoder_decoder(path, cls, **kwargs)
 
     @classmethod
     def from_preset(cls, name_or_path, dtype=None, **kwargs):
@@ -366,18 +355,12 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         dtype: the weights' dtype (float32 unless given). kwargs: num_heads / spm_model / vocab_file for
         a TF Hub module without a preset; config.json overrides for an HF checkpoint.
         """
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import preset_models
-
-        return preset_models.load_encoder_decoder(name_or_path, dtype=dtype, **kwargs)
+        return preset_models.load_encoder_decoder(name_or_path, dtype=dtype, cls=cls, **kwargs)
 
     @classmethod
     def from_encoder_decoder_pretrained(cls, encoder_path=None, decoder_path=None, share=False, **kwargs):
         """Warm start (the paper's BERT2BERT / BERTSHARE / BERT2RND / RND2RND) from BERT checkpoints."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import bert
-
-        return bert.warm_start(encoder_path, decoder_path, share=share, **kwargs)
+        return bert.warm_start(encoder_path, decoder_path, share=share, cls=cls, **kwargs)
 
     def generate(self, input_ids, attention_mask=None, jit_compile=False, **options):
         """Greedy / beam / sampled generation in the TF graph; see `tf_bert_seqgen.generation.generate`.
@@ -397,7 +380,4 @@ class EncoderDecoder(TrainingHooks, keras.Model):
 
     def save_pretrained(self, directory, tokenizer=None):
         """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""
-        # The one seam: the loaders build models, so models reach them only when called.
-        from tf_bert_seqgen.checkpoints import hf
-
         hf.save_encoder_decoder(self, directory, tokenizer=tokenizer)

@@ -16,9 +16,15 @@ from __future__ import annotations
 import os
 
 from tf_bert_seqgen.checkpoints.files import read_tensors, resolve
-from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, hf_name, stack_parameters
+from tf_bert_seqgen.checkpoints.weight_map import (
+    CheckpointError,
+    assign,
+    bind,
+    hf_name,
+    model_class,
+    stack_parameters,
+)
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
-from tf_bert_seqgen.models import EncoderDecoder
 
 
 def bert_config(directory: str) -> BertForSeqGenerationConfig:
@@ -77,7 +83,7 @@ def copy_self_attention_to_cross_attention(decoder):
 
 
 def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertForSeqGenerationConfig | None = None,
-               decoder_start_token_id=None, cross_attention: str = "random"):
+               decoder_start_token_id=None, cross_attention: str = "random", cls=None):
     """Builds BERT2BERT / BERTSHARE / BERT2RND / RND2RND, the paper's set-ups
     (`EncoderDecoder.from_encoder_decoder_pretrained` calls it).
 
@@ -96,6 +102,7 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
         decoder_start_token_id: int or None. None: the decoder's bos (BERT's `[CLS]`).
         cross_attention: str. `"random"` (the paper) or `"self_attention"`; the latter needs a pre-trained
             decoder (BERT2BERT, BERTSHARE).
+        cls: the model class to build (`EncoderDecoder`, or a subclass); None: `EncoderDecoder`.
 
     Returns:
         The `EncoderDecoder`.
@@ -123,7 +130,7 @@ def warm_start(encoder_path=None, decoder_path=None, share=False, config: BertFo
         raise ValueError("random init of both stacks (RND2RND) needs a `config`")
     if decoder_dir and encoder_dir and bert_config(decoder_dir) != bert_config(encoder_dir):
         raise ValueError("encoder and decoder checkpoints have different configs; BERT2BERT needs one shape")
-    model = EncoderDecoder.from_config(EncoderDecoderConfig(stack_config, stack_config, share=share,
+    model = (cls or model_class("EncoderDecoder")).from_config(EncoderDecoderConfig(stack_config, stack_config, share=share,
                                                             decoder_start_token_id=decoder_start_token_id))
     if encoder_dir:
         load_bert_into(model.encoder, encoder_dir)

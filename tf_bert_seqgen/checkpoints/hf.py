@@ -14,10 +14,9 @@ import numpy as np
 
 from tf_bert_seqgen.checkpoints import bert
 from tf_bert_seqgen.checkpoints.files import WEIGHT_FILES, read_tensors, resolve  # noqa: F401  (hf.resolve, ...)
-from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name
+from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name, model_class
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
 from tf_bert_seqgen.io_utils import atomic_directory
-from tf_bert_seqgen.models import BertForSeqGenerationDecoder, EncoderDecoder
 
 
 def _prefixed(prefix: str):
@@ -54,8 +53,8 @@ def encoder_decoder_entries(model):
     return bind([(model.encoder, _prefixed("encoder.")), (model.decoder, _decoder_naming("decoder."))])
 
 
-def load_encoder_decoder(path: str, **config_overrides):
-    """Builds an `EncoderDecoder` from an HF EncoderDecoderModel directory or hub name."""
+def load_encoder_decoder(path: str, cls=None, **config_overrides):
+    """Builds an `EncoderDecoder` (or `cls`, a subclass) from an HF EncoderDecoderModel directory or hub name."""
     directory = resolve(path)
     config_path = os.path.join(directory, "config.json")
     values = read_config_json(config_path)
@@ -63,7 +62,7 @@ def load_encoder_decoder(path: str, **config_overrides):
         raise CheckpointError(f"{config_path} has model_type {values.get('model_type')!r}, not 'encoder-decoder'; "
                               "load single stacks with BertForSeqGenerationEncoderModel / Decoder.from_pretrained")
     values.update(config_overrides)
-    model = EncoderDecoder.from_config(EncoderDecoderConfig.from_dict(values))
+    model = (cls or model_class("EncoderDecoder")).from_config(EncoderDecoderConfig.from_dict(values))
     tensors = read_tensors(directory)
     _lm_head_matches_embeddings(tensors, "decoder.", directory)
     # The LM-head bias is not in every released checkpoint; zeros is what the reference starts from.
@@ -87,7 +86,7 @@ def load_stack(cls, path: str, **config_overrides):
         bert.load_bert_into(model, directory)
         return model
     tensors = read_tensors(directory)
-    if cls is BertForSeqGenerationDecoder:
+    if issubclass(cls, model_class("BertForSeqGenerationDecoder")):
         _lm_head_matches_embeddings(tensors, "", directory)
         naming, optional = _decoder_naming(""), {"lm_head.bias"}
     else:

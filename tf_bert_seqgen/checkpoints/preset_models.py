@@ -16,8 +16,8 @@ from tf_bert_seqgen.presets import PRESETS
 
 
 def load_encoder_decoder(name_or_path, dtype=None, num_heads: int | None = None, spm_model=None, vocab_file=None,
-                         **config_overrides):
-    """An `EncoderDecoder` with its preset's decoding defaults.
+                         cls=None, **config_overrides):
+    """An `EncoderDecoder` (or `cls`, a subclass) with its preset's decoding defaults.
 
     dtype: the weights' dtype ("bfloat16", ...; default float32). num_heads / spm_model / vocab_file: for
     a TF Hub module that no preset describes (see `tfhub.load`). config_overrides: for an HF-layout
@@ -34,12 +34,12 @@ def load_encoder_decoder(name_or_path, dtype=None, num_heads: int | None = None,
     if located.kind == "tfhub":
         if config_overrides:
             raise TypeError(f"config overrides {sorted(config_overrides)} apply to HF checkpoints, not TF Hub modules")
-        model = tfhub.load(located.directory, num_heads, spm_model, vocab_file, preset=located.preset).model
+        model = tfhub.load(located.directory, num_heads, spm_model, vocab_file, preset=located.preset, cls=cls).model
     else:
         if spm_model is not None or vocab_file is not None or num_heads is not None:
             raise TypeError("num_heads / spm_model / vocab_file apply to TF Hub modules; an HF checkpoint's "
                             "config.json and tokenizer files say what they would")
-        model = hf.load_encoder_decoder(located.directory, **config_overrides)
+        model = hf.load_encoder_decoder(located.directory, cls, **config_overrides)
     if dtype is not None and dtype != model.dtype_policy.name:
         model = model.cast(dtype)
     model.generation_defaults = located.generation_options()

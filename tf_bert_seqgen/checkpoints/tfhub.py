@@ -51,10 +51,9 @@ from tf_bert_seqgen.checkpoints.hub_files import (  # noqa: F401  (tfhub.resolve
     resolve_module,
     sentencepiece_model_from_saved_model,
 )
-from tf_bert_seqgen.checkpoints.weight_map import assign, bind
+from tf_bert_seqgen.checkpoints.weight_map import assign, bind, model_class
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.io_utils import atomic_directory
-from tf_bert_seqgen.models import EncoderDecoder
 from tf_bert_seqgen.presets import Preset, get_preset
 
 LAYOUTS = ("separate", "coupled")
@@ -285,7 +284,7 @@ class LoadedModule:
 
 
 def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab_file=None, preset=None,
-         share: bool | None = None, tokenizer_options: dict | None = None) -> LoadedModule:
+         share: bool | None = None, tokenizer_options: dict | None = None, cls=None) -> LoadedModule:
     """`load_module` with everything it found (layout, preset, directory).
 
     Args:
@@ -296,6 +295,7 @@ def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab
         preset: a `Preset`, a preset name, or None to match one by handle.
         share: bool or None. Whether encoder and decoder share weights; None: read from the variables.
         tokenizer_options: dict or None. Tokenizer constructor arguments.
+        cls: the model class to build (`EncoderDecoder`, or a subclass); None: `EncoderDecoder`.
 
     Returns:
         A `LoadedModule`.
@@ -317,7 +317,7 @@ def load(handle_or_dir: str, num_heads: int | None = None, spm_model=None, vocab
     if tokenizer.vocab_size > config.encoder.vocab_size:
         raise HubModuleError(f"the tokenizer has {tokenizer.vocab_size} tokens but bert/embeddings/word_embeddings "
                              f"only {config.encoder.vocab_size} rows; wrong spm_model / vocab_file?")
-    model = EncoderDecoder.from_config(config)
+    model = (cls or model_class("EncoderDecoder")).from_config(config)
     # All-or-nothing: every variable is checked (missing, unexpected, shape) before any is assigned.
     assign(module_entries(model, layout), tensors, directory, optional={LM_HEAD_BIAS},
            ignore=lambda name: name == GLOBAL_STEP)

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import numpy as np
+
+
+def model_class(name: str):
+    """The model class registered with Keras as `tf_bert_seqgen>{name}` ("EncoderDecoder", ...). The loaders
+    build models by that name, as KerasHub's preset loaders do, instead of importing them: the models import
+    the loaders (`from_pretrained`, `from_preset`), so the import graph keeps one direction."""
+    found = keras.saving.get_registered_object(f"tf_bert_seqgen>{name}")
+    if found is None:
+        raise RuntimeError(f"tf_bert_seqgen>{name} is not registered: import tf_bert_seqgen (its models) first")
+    return found
 
 
 class CheckpointError(ValueError):
