@@ -9,7 +9,7 @@ from tf_bert_seqgen import tuning
 from tf_bert_seqgen.config import BertForSeqGenerationConfig
 from tf_bert_seqgen.export.weights import check_weights_dtype
 from tf_bert_seqgen.products import STREAMED_FORMS, Form, ProductForms
-from tf_bert_seqgen.storage import Bfloat16Matrix, FloatMatrix, Int8Matrix, quantize_int8
+from tf_bert_seqgen.storage import Bfloat16Matrix, FloatMatrix, Int8Matrix, float32_once, quantize_int8
 
 
 def test_int8_quantization_is_symmetric_with_one_scale_per_output_channel():
@@ -87,6 +87,25 @@ def test_float_matrix_layouts_and_float16_storage():
                                x @ weights.astype(np.float16).astype(np.float32).T, rtol=1e-5)
     with pytest.raises(ValueError, match="layout"):
         FloatMatrix(tf.Variable(weights), layout="columns")
+
+
+def test_matrices_widened_once_per_call_give_the_same_products():
+    """`float32_once` (a model call's start): float16 [in, out] kernels, and int8 / bfloat16 matrices in the
+    dequantized form, multiply by their float32 values computed there."""
+    weights = np.random.default_rng(3).normal(0, 1, (50, 24)).astype(np.float32)
+    x = tf.constant(np.random.default_rng(4).normal(0, 1, (2, 1, 24)).astype(np.float32))
+    half = FloatMatrix(tf.Variable(weights.T.astype(np.float16)), layout="in_out")
+    matrices = [half] + [m for m, _ in _matrices(ProductForms())]
+    expected = [m.times_transposed(x).numpy() for m in matrices]
+
+    @tf.function(jit_compile=True)
+    def call(x):
+        with float32_once(matrices):
+            return [m.times_transposed(x) for m in matrices]
+
+    for got, want in zip(call(x), expected, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert all(m._per_call is None for m in matrices)  # nothing is left set after the call
 
 
 def test_forms_parse_and_round_trip():

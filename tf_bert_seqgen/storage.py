@@ -88,8 +88,12 @@ class FloatMatrix(Matrix):
         return tf.gather(self._weights(self.weights.dtype), ids)
 
     def dense(self):
-        weights = tf.cast(self.weights, tf.float32)
+        weights = self.float32_values()
         return weights if self.layout == "out_in" else tf.transpose(weights)
+
+    def float32_values(self):
+        """The weights in float32, in their stored layout."""
+        return tf.cast(self.weights, tf.float32)
 
 
 @contextlib.contextmanager
@@ -100,7 +104,7 @@ def float32_once(matrices):
     reads is never computed (XLA and the graph prune it)."""
     widened = [m for m in matrices if not (isinstance(m, FloatMatrix) and m.weights.dtype == tf.float32)]
     for matrix in widened:
-        matrix._per_call = matrix.dense()
+        matrix._per_call = matrix.float32_values()
     try:
         yield
     finally:
@@ -146,7 +150,11 @@ class _Streamed(Matrix):
         return products.streamed(x, self.to_float32, self.stored, self.scale, form)
 
     def _float32(self):
-        return self.dense() if self._per_call is None else self._per_call
+        return self.float32_values() if self._per_call is None else self._per_call
+
+    def float32_values(self):
+        """W in float32, [out, in]."""
+        return self.dense()
 
     def rows(self, ids):
         values = self.to_float32(tf.gather(self.stored, ids))
