@@ -124,15 +124,16 @@ def measure_forms(config, dtype: str, row_counts, encoder_rows: int = 64) -> tup
     for rows in sorted(set(row_counts)):
         if len(candidates(rows)) == 1:
             continue  # the float32 form, which a row count without an entry takes
-        found = {str(form): 1000 * _seconds_per_step(config, dtype, ProductForms(((rows, form),)), rows)
+        # Chosen from the rounded figures the export records, so the record explains every choice.
+        found = {str(form): round(1000 * _seconds_per_step(config, dtype, ProductForms(((rows, form),)), rows), 4)
                  for form in candidates(rows)}
-        timings["decode"][str(rows)] = {k: round(v, 3) for k, v in found.items()}
+        timings["decode"][str(rows)] = found
         chosen.append((rows, _chosen(found)))
     encoder = {}
     for form in (DEQUANTIZED, Form("blocks", 2 ** 18)):
         # A pass over many positions is not a decode step: [1, rows, h] takes the encoder's form.
         encoder[str(form)] = 1000 * _encoder_seconds(config, dtype, ProductForms(encoder=form), encoder_rows)
-    timings["encoder"] = {k: round(v, 3) for k, v in encoder.items()}
+    timings["encoder"] = {k: round(v, 4) for k, v in encoder.items()}
     return ProductForms(tuple(chosen), _chosen(timings["encoder"])), timings
 
 
