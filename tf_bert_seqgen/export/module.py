@@ -55,14 +55,20 @@ class GenerationModule(tf.Module):
         self.config = config
         self.max_input_length = max_input_length
         self.jit_compile = jit_compile
-        # Decode each row bucket as its own program, so that its products take that row count's form.
-        self.static_rows = jit_compile and stored.streamed
+        # The row buckets whose products take a block form are traced each with its row count, so that they
+        # take that count's form; the others share one program of any row count (float32's form).
+        beams = config.num_beams if config.num_beams > 1 else config.num_return_sequences
+        own = set(stored.row_counts_with_own_forms()) if jit_compile else set()
+        self.static_rows = [b for b in row_policy.row_buckets(max_batch_size) if b * beams in own]
         # Generated text cased and spaced from the source (`truecase.restore`); by default when uncased.
         self.truecase = truecasing.needed(tokenizer) if truecase is None else bool(truecase)
         self._pad_id = model.config.encoder.pad_token_id
         generate_fn = generation.build_generate_fn(model, config)
 
-        self._decode = tf.function(generate_fn, jit_compile=jit_compile, autograph=False)
+        def decode(ids, mask, dynamic):  # named: the SavedModel's function is found by it
+            return generate_fn(ids, mask, dynamic)
+
+        self._decode = tf.function(decode, jit_compile=jit_compile, autograph=False)
         self._generate_rows_fn = tf.function(self._generate_rows, autograph=False, input_signature=[
             tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)])
 
@@ -120,15 +126,17 @@ class GenerationModule(tf.Module):
         return [output[:count] for output in outputs]
 
     def _decode_static(self, ids, mask, dynamic):
-        """`_decode` of ids, mask [r, w] with r (a row bucket) known to the trace: one program per bucket."""
-        buckets = row_policy.row_buckets(self.max_batch_size)
-        index = tf.argmax(tf.cast(tf.equal(buckets, tf.shape(ids)[0]), tf.int32), output_type=tf.int32)
+        """`_decode` of ids, mask [r, w]: traced with r known for the row buckets in `static_rows` (their own
+        forms), with r unknown for the others (the last branch)."""
+        found = tf.equal(self.static_rows, tf.shape(ids)[0])
+        index = tf.where(tf.reduce_any(found), tf.argmax(tf.cast(found, tf.int32), output_type=tf.int32),
+                         len(self.static_rows))
 
         def branch(rows):
             return lambda: self._decode(tf.ensure_shape(ids, [rows, None]), tf.ensure_shape(mask, [rows, None]),
                                         dynamic)
 
-        return tf.switch_case(index, [branch(rows) for rows in buckets])
+        return tf.switch_case(index, [*(branch(rows) for rows in self.static_rows), branch(None)])
 
     def _generate_text(self, text, dynamic):
         """text [b] -> generated text [b] (cased and spaced from the source when `truecase`); a text without

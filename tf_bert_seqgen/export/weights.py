@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_bert_seqgen import _compat, layers
 from tf_bert_seqgen.models import EncoderDecoder
-from tf_bert_seqgen.products import UNMEASURED, ProductForms
+from tf_bert_seqgen.products import DEQUANTIZED, UNMEASURED, ProductForms
 from tf_bert_seqgen.storage import Bfloat16Matrix, FloatMatrix, Int8Matrix, Matrix, quantize_int8
 
 WEIGHTS_DTYPES = ("float32", "float16", "bfloat16", "int8")
@@ -67,6 +67,7 @@ class StoredWeights:
     entries: list
     kept: list
     dtype: str
+    forms: ProductForms = UNMEASURED
 
     @property
     def matrices(self) -> list[Matrix]:
@@ -80,6 +81,13 @@ class StoredWeights:
     def streamed(self) -> bool:
         """Whether products take per-row-count forms under XLA (int8, bfloat16 storage)."""
         return any(not isinstance(m, FloatMatrix) for m in self.matrices)
+
+    def row_counts_with_own_forms(self) -> list[int]:
+        """The decode-step row counts whose products take a block form: each needs its own program traced
+        with that row count (the others, float32's form, share one)."""
+        if not self.streamed:
+            return []
+        return [rows for rows, form in self.forms.decode if form != DEQUANTIZED]
 
 
 def store(model, dtype: str, jit_compile: bool, forms: ProductForms = UNMEASURED) -> StoredWeights:
@@ -106,7 +114,7 @@ def plan(model, dtype: str, jit_compile: bool, forms: ProductForms = UNMEASURED)
             table = embeddings.word_embeddings.embeddings
             entries.append(Entry(readers, table, _table_matrix(table, dtype, forms)))
     replaced = {id(entry.weight) for entry in entries}
-    return StoredWeights(model, entries, [w for w in model.weights if id(w) not in replaced], dtype)
+    return StoredWeights(model, entries, [w for w in model.weights if id(w) not in replaced], dtype, forms)
 
 
 def _kernel_matrix(kernel, dtype: str, forms: ProductForms) -> Matrix:
