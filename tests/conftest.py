@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 # is the longer worker's, and a long file started last would run alone at the end (pyproject's addopts
 # keep xdist from re-sorting files by their number of tests).
 LONGEST_FIRST = ("test_docs.py", "test_notebooks.py", "test_docs_standalone.py", "test_training_speed.py",
-                 "test_generation.py", "test_export.py", "test_training.py", "test_default_model.py", "test_cli.py",
-                 "test_truecase.py", "test_package.py")
+                 "test_generation.py", "test_export.py", "test_export_xla.py", "test_training.py", "test_default_model.py",
+                 "test_cli.py", "test_truecase.py", "test_package.py")
 
 
 def pytest_addoption(parser):
