@@ -35,6 +35,7 @@ from tf_bert_seqgen.export import weights  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BandwidthProbe, bound_ms, decoder_step_bytes, describe_machine  # noqa: E402
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 SCENARIOS = [("greedy b1", 1, 1), ("beam4 b1", 1, 4), ("greedy b8", 8, 1)]
 
@@ -104,8 +105,14 @@ def main(argv=None):
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--model", choices=["full", "base"], default="full",
                         help="full: 24 x 1024, vocab 50358 (the released models); base: 12 x 768, vocab 32000")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("Decoding speed of each weight storage against transformers", args.record) as options:
+        options["headline"] = run(args)
 
+
+def run(args):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     if args.smoke:
@@ -136,24 +143,40 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     print(f"\n{'scenario':<11}{'weights':<10}{'mode':<7}{'ms/tok':>8}{'torch/ours':>12}{'fp32 XLA/ours':>15}"
           f"{'ours/bound':>12}{'GB/s':>7}")
+    headline = [HEADLINE]
     for name, batch, beams in SCENARIOS:
         ids = rng.integers(5, config.vocab_size, size=(batch, args.source_length)).astype(np.int32)
         torch_ms = (per_token_ms(reference(hf, ids, beams), args.new_tokens, args.repeats, probe)[0] if hf
                     else float("nan"))
         runs = [("float32", "graph", model, False), ("float32", "XLA", model, True)]
         runs += [(dtype, "XLA", copy, True) for dtype, copy in stored.items()]
-        fp32_xla = None
+        fp32_xla, found = None, {}
         for dtype, mode, ours_model, jit in runs:
             ms, bandwidth = per_token_ms(ours(ours_model, ids, beams, jit), args.new_tokens, args.repeats, probe)
             fp32_xla = ms if (dtype, mode) == ("float32", "XLA") else fp32_xla
+            found[dtype, mode] = ms
             versus = f"{fp32_xla / ms:15.2f}" if fp32_xla and mode == "XLA" else f"{'':>15}"
             print(f"{name:<11}{dtype:<10}{mode:<7}{ms:8.1f}{torch_ms / ms:12.2f}{versus}"
                   f"{ms / bound_ms(decoder_step_bytes(config, dtype), bandwidth):12.2f}{bandwidth / 1e9:7.1f}",
                   flush=True)
         print(f"{name:<11}{'float32':<10}{'torch':<7}{torch_ms:8.1f}")
+        headline.append(headline_row(name, found, torch_ms))
     print("\ntorch/ours > 1: we are faster than transformers; fp32 XLA/ours: the gain over float32 weights under "
           "XLA; ours/bound: how far above its own format's memory-bandwidth bound a run is (1.00 = at it).")
     agreement(model, stored, config, args, rng)
+    return "\n".join(headline)
+
+
+HEADLINE = ("| ms per token | graph | XLA | XLA bfloat16 | XLA int8 | transformers | transformers / XLA "
+            "| transformers / XLA int8 |\n|---|---|---|---|---|---|---|---|")
+
+
+def headline_row(scenario: str, found: dict, torch_ms: float) -> str:
+    """The README headline's row of one scenario, from {(weights, mode): ms per token}."""
+    xla, int8 = found["float32", "XLA"], found["int8", "XLA"]
+    cells = [found["float32", "graph"], xla, found["bfloat16", "XLA"], int8, torch_ms]
+    return (f"| {scenario} | " + " | ".join(f"{ms:.1f}" for ms in cells)
+            + f" | {torch_ms / xla:.2f} | {torch_ms / int8:.2f} |")
 
 
 WEIGHT_FORMATS = ("float32", "bfloat16", "int8")

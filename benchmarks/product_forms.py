@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 from common import describe_machine  # noqa: E402
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 # Weights stored [out, in] (the package's layout), except the last form, Keras' [in, out].
 FORMS = {
@@ -43,7 +44,14 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="small matrices, one repeat (CI)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--matrices", type=int, default=48, help="matrices in the chain (48 = 0.8 GB)")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("Matrix product forms under graph mode and XLA", args.record):
+        run(args)
+
+
+def run(args):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     size, count, repeats, rows = (1024, 4, 1, [1, 4]) if args.smoke else (4096, args.matrices, 4, [1, 4, 8, 32, 128])

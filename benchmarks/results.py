@@ -108,11 +108,12 @@ def recorded(title: str, enabled: bool = True, **options):
         with recorded("Batch inference on Apache Beam", args.record):
             ...  # the benchmark's prints
 
+    It yields `record`'s options as a dict: a block that computes its headline sets `options["headline"]`.
     Output that child processes write to the terminal themselves is not captured: print their results
     from this process.
     """
     if not enabled:
-        yield
+        yield dict(options)
         return
     buffer, stdout = io.StringIO(), sys.stdout
 
@@ -125,7 +126,7 @@ def recorded(title: str, enabled: bool = True, **options):
             stdout.flush()
 
     with contextlib.redirect_stdout(Tee()):
-        yield
+        yield options
     path = options.get("path", RESULTS)
     record(title, buffer.getvalue(), **options)
     print(f"recorded in {path}")

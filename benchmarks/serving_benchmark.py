@@ -36,6 +36,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 SCENARIOS = [("greedy b1", "greedy", 1), ("beam4 b1", "beam4", 1), ("greedy b8", "greedy", 8)]
 # mode -> (jit_compile, weights_dtype)
@@ -252,11 +253,18 @@ def main(argv=None):
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--skip-rss", action="store_true",
                         help=f"leave out the {RSS_BATCH}-text memory request (about 7 minutes per greedy export)")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes takes a comma-separated subset of {', '.join(MODES)}")
+    check_record(parser, args)
+    with recorded("Serving the exports: starts, first calls, latency, throughput", args.record):
+        run(args)
 
+
+def run(args):
+    modes = args.modes.split(",")
     import numpy as np
     import tensorflow as tf
     from common import BandwidthProbe, bound_ms, decoder_step_bytes, describe_machine

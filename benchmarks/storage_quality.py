@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401  registers the tokenizer ops
 from common import describe_machine  # noqa: E402
+from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
 from tf_bert_seqgen.cli import default_model_dir  # noqa: E402
 from tf_bert_seqgen.data import load_fusion_split  # noqa: E402
@@ -54,7 +55,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="16 pairs of each split (CI)")
     parser.add_argument("--model", default=None, help="an export (default: the shipped default model)")
+    parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
+    check_record(parser, args)
+    with recorded("int8 and bfloat16 storage of the shipped default model: size, agreement, SARI", args.record):
+        run(args)
+
+
+def run(args):
     shipped = args.model or default_model_dir()
     splits = {name: load_fusion_split(name)[:16 if args.smoke else None] for name in ("test", "heldout")}
     print(describe_machine(os.cpu_count()))

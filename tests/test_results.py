@@ -13,7 +13,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import results as recording  # noqa: E402
 
 RECORDING_BENCHMARKS = ("batch_benchmark.py", "training_benchmark.py", "export_benchmark.py",
-                        "unsure_source_benchmark.py")
+                        "unsure_source_benchmark.py", "generation_benchmark.py", "serving_benchmark.py",
+                        "product_forms.py", "storage_quality.py")
 DATE = re.compile(r"(\d{4}-\d{2}-\d{2})$")
 INTRO = "# Benchmark results\n\nSome words.\n\n"
 OLD_SECTION = "## Old run, Some CPU, 2026-01-01\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
@@ -101,6 +102,16 @@ def test_recorded_records_what_was_printed_and_nothing_after_an_error(files, cap
     assert results.read_text(encoding="utf-8") == text
 
 
+def test_recorded_takes_a_headline_computed_inside(files):
+    results, readme = files
+    with recording.recorded("Headlined", True, path=str(results), readme=str(readme), date="2030-01-06") as options:
+        print("CPU: Test CPU")
+        print("figure 3.5")
+        options["headline"] = "| ms per token | ours |\n|---|---|\n| greedy | 3.5 |"
+    assert "| greedy | 3.5 |" in readme.read_text(encoding="utf-8")
+    assert recording.newest_headline(results.read_text(encoding="utf-8"))[0].startswith("Headlined, ")
+
+
 def test_record_refuses_what_is_no_result(files):
     results, readme = files
     with pytest.raises(ValueError, match="empty"):
@@ -128,4 +139,5 @@ def test_the_benchmarks_record_their_printed_report(script):
     source = (ROOT / "benchmarks" / script).read_text(encoding="utf-8")
     assert 'add_argument("--record", action="store_true", help=RECORD_HELP)' in source
     assert "check_record(parser, args)" in source
-    assert re.search(r"with recorded\(\"[^\"]+\", args\.record\):", source), f"{script} does not record its report"
+    assert re.search(r"with recorded\(\"[^\"]+\", args\.record\)( as options)?:", source), \
+        f"{script} does not record its report"
