@@ -89,7 +89,7 @@ setup(
             "mkdocs-material>=9.5,<10",
             "mkdocstrings-python>=1.10,<3",
         ],
-        # Batch inference on Apache Beam (tf_bert_seqgen.beam, `tf-bert-seqgen batch`). Beam 2.77 refuses
+        # Batch inference on Apache Beam (tf_bert_seqgen.batch_inference, `tf-bert-seqgen batch`). Beam 2.77 refuses
         # protobuf 7 and numpy 2.5, which tensorflow 2.21 allows: the two pins make the set resolve.
         "beam": [
             "apache-beam==2.77.*",

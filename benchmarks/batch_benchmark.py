@@ -73,7 +73,7 @@ def run_beam(model_dir: str, texts_file: str, workers: int, output: str) -> dict
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tf_bert_seqgen import beam as beam_inference
+    from tf_bert_seqgen import batch_inference as beam_inference
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)  # its notes, as `tf-bert-seqgen batch` does
     options = PipelineOptions([f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing",

@@ -21,8 +21,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_text  # noqa: E402, F401  registers the tokenizer ops
 from common import describe_machine  # noqa: E402
 from results import RECORD_HELP, check_record, recorded  # noqa: E402  (standard library only)
 
@@ -31,6 +29,7 @@ from tf_bert_seqgen.data import load_fusion_split  # noqa: E402
 from tf_bert_seqgen.export import export_saved_model, load_export  # noqa: E402
 from tf_bert_seqgen.export.warmup import replay  # noqa: E402
 from tf_bert_seqgen.metrics import sari  # noqa: E402
+from tf_bert_seqgen.text_generators import SavedModelTexts, generate_in_order  # noqa: E402
 
 BATCH = 32
 
@@ -38,12 +37,10 @@ BATCH = 32
 def generate(directory: str, texts: list[str]) -> tuple[list[str], float]:
     """The export's serving_default outputs for `texts` in batches, and its ms per text (after its warm-up
     records: an XLA export's programs are compiled by then)."""
-    loaded = tf.saved_model.load(directory)
-    replay(loaded, directory)
-    serve = loaded.signatures["serving_default"]
-    run = lambda batch: [t.decode("utf-8") for t in serve(text=tf.constant(batch))["generated_text"].numpy()]  # noqa: E731
+    generator = SavedModelTexts(directory)
+    replay(generator.loaded, directory)
     start = time.perf_counter()
-    outputs = [text for i in range(0, len(texts), BATCH) for text in run(texts[i:i + BATCH])]
+    outputs = list(generate_in_order(generator, texts, BATCH))
     return outputs, 1000 * (time.perf_counter() - start) / len(texts)
 
 

@@ -1,4 +1,4 @@
-"""Batch inference on Apache Beam (`tf_bert_seqgen.beam`, `tf-bert-seqgen batch`) on small SavedModels.
+"""Batch inference on Apache Beam (`tf_bert_seqgen.batch_inference`, `tf-bert-seqgen batch`) on small SavedModels.
 
 Two pipelines in all (each costs worker start-up): the command line on DirectRunner with 2 worker
 processes over the small export the export tests build, and GenerateText in one process over a tiny
@@ -17,7 +17,7 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 from test_export import exported, tokenizer  # noqa: F401  the small export of the export tests
 
-from tf_bert_seqgen import beam as beam_inference
+from tf_bert_seqgen import batch_inference as beam_inference
 from tf_bert_seqgen import cli
 
 LONG = "Sentence fusion joins two sentences. " * 30
@@ -148,3 +148,10 @@ def test_batch_command_errors_are_one_line_and_write_nothing(exported, tmp_path,
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if the [beam] extra were not installed
     assert 'pip install "tf_bert_seqgen[beam]"' in _cli_error([*run, str(tmp_path / "new")], capsys)
     assert sorted(os.listdir(tmp_path)) == ["in.txt", "old-00000-of-00001.jsonl"]
+
+
+def test_the_old_module_name_still_imports_with_a_warning():
+    sys.modules.pop("tf_bert_seqgen.beam", None)
+    with pytest.warns(DeprecationWarning, match="tf_bert_seqgen.batch_inference"):
+        import tf_bert_seqgen.beam as old
+    assert old.GenerateText is beam_inference.GenerateText and old.text_signature is beam_inference.text_signature

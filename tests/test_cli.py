@@ -228,18 +228,18 @@ def test_generate_input_shows_progress_and_writes_output_atomically(checkpoint, 
     assert capsys.readouterr().out.strip() == str(out)
     assert out.read_text(encoding="utf-8").splitlines() == expected
     # A batch that fails leaves the previous file as it was, no temporary file, and one error line.
-    from tf_bert_seqgen.cli import inference
+    from tf_bert_seqgen.text_generators import CheckpointTexts
 
     calls = []
-    original = inference.generate_batch
+    original = CheckpointTexts.generate
 
-    def failing(*args, **kwargs):
+    def failing(self, texts):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("the second batch failed")
-        return original(*args, **kwargs)
+        return original(self, texts)
 
-    monkeypatch.setattr(inference, "generate_batch", failing)
+    monkeypatch.setattr(CheckpointTexts, "generate", failing)
     code, captured = _run([*base, "--batch-size", "2", "--output", str(out)], capsys)
     assert code == 2 and captured.out == ""
     errors = [line for line in captured.err.replace("\r", "\n").splitlines() if "error" in line]

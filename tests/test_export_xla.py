@@ -108,7 +108,7 @@ def test_after_the_warmup_no_request_compiles_and_a_second_start_compiles_nothin
 # Blocks of 5 rows of 32 inputs (7 for two rows): the loops over blocks and their remainders all run.
 SMALL_FORMS = ProductForms(((1, Form("blocks", 5 * 32)), (2, Form("row_blocks", 7 * 32)), (4, Form("dequantized"))),
                            encoder=Form("blocks", 5 * 32))
-@pytest.mark.parametrize("dtype", ["int8", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["int8", pytest.param("bfloat16", marks=pytest.mark.large)])  # bfloat16: CI's large tier
 def test_streamed_storage_serves_what_its_rounded_weights_generate(tmp_path, tokenizer, dtype):
     """The XLA export with int8 / bfloat16 matrices writes, for 1, 2 and 3 texts (row buckets 1, 2, 4, each
     its own form), the strings a float32 model with the same rounded weights generates; it is a quarter /

@@ -89,6 +89,11 @@ class GenerationConfig:
     def keeps_unsure_sources(self) -> bool:
         return self.min_added_token_probability > 0
 
+    @property
+    def max_new_tokens(self) -> int:
+        """Tokens generated at most: `max_length` less the decoder start token."""
+        return self.max_length - 1
+
 
 def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:
     """Fills token ids from the model config; `max_new_tokens` wins over `max_length` (as `transformers`)."""

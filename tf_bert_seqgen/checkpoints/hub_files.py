@@ -13,8 +13,10 @@ import hashlib
 import os
 import warnings
 
+from tf_bert_seqgen import saved_models
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError
 from tf_bert_seqgen.presets import get_preset
+from tf_bert_seqgen.saved_models import is_handle  # noqa: F401  (re-exported: tfhub, locate)
 
 # tensorflow_hub/module_def.proto: `ModuleDef.format` is field 1; FORMAT_V3 = 3 is the only format.
 MODULE_DEF_FORMAT_V3 = 3
@@ -30,11 +32,6 @@ _TOKENIZER_HELP = ("pass the tokenizer yourself: spm_model=<spiece.model> or voc
 
 class HubModuleError(CheckpointError):
     """A TF Hub module that cannot be read or converted; the message names the file or variable."""
-
-
-def is_handle(name: str) -> bool:
-    """Whether `name` (not a local path) is a TF Hub handle rather than an HF repo id."""
-    return name.startswith(("http://", "https://")) or "tfhub.dev" in name or name.startswith("google/bertseq2seq")
 
 
 def resolve_module(handle_or_dir: str) -> str:
@@ -159,28 +156,14 @@ def find_tokenizer(directory: str) -> TokenizerSource | None:
 
 
 def sentencepiece_model_from_saved_model(path: str) -> bytes | None:
-    """The serialized SentencePiece model of the first `SentencepieceOp` node in a SavedModel file.
-
-    Looks through every meta graph: its graph's nodes and the nodes of its function library (TF2 graphs
-    put resource creation inside functions). Several different models are an error.
-    """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
+    """The serialized SentencePiece model of the `SentencepieceOp` nodes in a SavedModel file (`path`: its
+    saved_model.pb), read by `saved_models.sentencepiece_models`. Several different models are an error."""
     try:
-        with open(path, "rb") as f:
-            proto.ParseFromString(f.read())
-    except Exception as e:  # protobuf's DecodeError, or an OSError
+        models = saved_models.sentencepiece_models(os.path.dirname(path))
+    except (OSError, ValueError) as e:  # no such file, or not a SavedModel proto
         raise HubModuleError(f"{path} is not a SavedModel proto: {e}") from e
-    models = []
-    for meta_graph in proto.meta_graphs:
-        graph = meta_graph.graph_def
-        nodes = list(graph.node) + [n for function in graph.library.function for n in function.node_def]
-        models += [n.attr["model"].s for n in nodes if n.op == "SentencepieceOp" and "model" in n.attr]
-    models = [m for m in models if m]
-    if len(set(models)) > 1:
-        raise HubModuleError(f"{path} holds {len(set(models))} different SentencePiece models; "
-                             f"{_TOKENIZER_HELP}")
+    if len(models) > 1:
+        raise HubModuleError(f"{path} holds {len(models)} different SentencePiece models; {_TOKENIZER_HELP}")
     return models[0] if models else None
 
 

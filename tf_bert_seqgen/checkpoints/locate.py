@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 
+from tf_bert_seqgen import saved_models
 from tf_bert_seqgen.checkpoints import files, hub_files
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError
 from tf_bert_seqgen.presets import PRESETS, Preset, get_preset
@@ -96,7 +97,7 @@ def _local(directory: str) -> Located:
         hub_files.check_module_dir(directory)
         return Located(directory, "tfhub", directory,
                        read_preset_file(directory) or hub_files.find_preset(directory, directory))
-    if os.path.isfile(os.path.join(directory, "saved_model.pb")):
+    if saved_models.is_saved_model(directory):
         raise CheckpointError(f"{directory} is an exported SavedModel (tf.saved_model.load / TF Serving run it); "
                               "a preset is a checkpoint directory, an HF repo or a TF Hub module")
     return Located(directory, "checkpoint", directory, read_preset_file(directory))

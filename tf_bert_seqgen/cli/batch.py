@@ -50,7 +50,7 @@ def cmd_batch(args):
         # apache_beam is the optional [beam] extra: imported only when this command runs.
         import apache_beam as beam
 
-        from tf_bert_seqgen import beam as beam_inference
+        from tf_bert_seqgen import batch_inference as beam_inference
     except ImportError as e:
         raise CliError(BEAM_MISSING) from e
     finally:

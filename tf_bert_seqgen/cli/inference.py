@@ -6,10 +6,7 @@ import json
 import os
 import sys
 
-import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
-
-from tf_bert_seqgen import truecase as truecasing
+from tf_bert_seqgen import saved_models
 from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
@@ -24,11 +21,7 @@ from tf_bert_seqgen.export import (
 )
 from tf_bert_seqgen.export.warmup import CACHE_FLAG, warm_cache
 from tf_bert_seqgen.io_utils import atomic_file
-from tf_bert_seqgen.training.evaluate import (
-    generate_batch,
-    progress_bar,
-    savedmodel_generator,
-)
+from tf_bert_seqgen.text_generators import CheckpointTexts, SavedModelTexts, generate_in_order
 
 
 def generation_options(args) -> dict:
@@ -50,35 +43,29 @@ def _read_texts(args) -> list[str]:
     return [line.rstrip("\n") for line in sys.stdin]
 
 
-def _checkpoint_generator(path, options, args):
+def _text_generator(path: str, args):
+    """The model at `path` as a `TextGenerator`, with the decoding flags given (a checkpoint's export would
+    write the same: cased and spaced from the source when its tokenizer is uncased)."""
+    options = generation_options(args)
+    if kind_of(path) == "savedmodel":
+        with as_flags(num_beams="--num-beams"):
+            return SavedModelTexts(path, **options)
     model, tokenizer, defaults = load_model_and_tokenizer(path, args.spm, args.vocab)
     defaults.pop("max_input_length", None)
-    options = {**{k: v for k, v in defaults.items() if v is not None}, **options}
-    # What the checkpoint's export would write: cased and spaced from the source when uncased.
-    truecase = truecasing.needed(tokenizer)
-    return lambda batch: generate_batch(model, tokenizer, batch, truecase=truecase, **options)
+    return CheckpointTexts(model, tokenizer, **{**{k: v for k, v in defaults.items() if v is not None}, **options})
 
 
 def cmd_generate(args):
-    path = args.model or default_model_dir()
     texts = _read_texts(args)
-    options = generation_options(args)
-    kind = kind_of(path)
-    if kind == "savedmodel":
-        with as_flags(num_beams="--num-beams"):
-            run = savedmodel_generator(path, **options)
-    else:
-        run = _checkpoint_generator(path, options, args)
-    with progress_bar(len(texts), args.batch_size) as starts:
-        outputs = (line.replace("\n", " ") for start in starts for line in run(texts[start:start + args.batch_size]))
-        if args.output:
-            with atomic_file(args.output) as f:  # all or nothing: a failed batch leaves no partial file
-                f.writelines(line + "\n" for line in outputs)
-        else:
-            for line in outputs:
-                print(line, flush=True)
+    generator = _text_generator(args.model or default_model_dir(), args)
+    outputs = (line.replace("\n", " ") for line in generate_in_order(generator, texts, args.batch_size, True))
     if args.output:
+        with atomic_file(args.output) as f:  # all or nothing: a failed batch leaves no partial file
+            f.writelines(line + "\n" for line in outputs)
         print(args.output)
+    else:
+        for line in outputs:
+            print(line, flush=True)
 
 
 def cmd_export(args):
@@ -131,19 +118,6 @@ def _size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def _signatures(path: str) -> dict:
-    """The signatures' inputs and outputs, read from saved_model.pb as `saved_model_cli show` does: no
-    graph is loaded and no variable restored, so `info` answers in the time of an import."""
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    spec = lambda t: f"{tf.as_dtype(t.dtype).name}{tf.TensorShape(t.tensor_shape)}"  # noqa: E731  "string(None,)"
-    return {name: {"inputs": {k: spec(v) for k, v in signature.inputs.items()},
-                   "outputs": {k: spec(v) for k, v in signature.outputs.items()}}
-            for name, signature in proto.meta_graphs[0].signature_def.items()
-            if not name.startswith("__")}  # __saved_model_init_op: TF's own, not a serving signature
-
-
 def cmd_info(args):
     path = args.path
     kind = kind_of(path)
@@ -151,7 +125,7 @@ def cmd_info(args):
     if os.path.isdir(path):
         report["size_bytes"] = _size(path)
     if kind == "savedmodel":
-        report["signatures"] = _signatures(path)
+        report["signatures"] = saved_models.describe_signatures(path)
         try:
             report["export"] = read_export_info(path)
         except FileNotFoundError:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib.resources
 import os
 
-from tf_bert_seqgen.checkpoints import hub_files, tfhub
+from tf_bert_seqgen import saved_models
+from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError
 from tf_bert_seqgen.export import latest_version_dir
 from tf_bert_seqgen.models import EncoderDecoder
@@ -40,22 +41,12 @@ def default_model_dir() -> str:
 
 
 def kind_of(path: str) -> str:
-    """'savedmodel', 'tfhub' (module or handle), 'checkpoint' (our / HF directory) or 'hub-name' (a preset name
-    or an HF repo id)."""
-    if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "tfhub_module.pb")):
-            return "tfhub"
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            return "savedmodel"
-        if os.path.isfile(os.path.join(path, "config.json")):
-            return "checkpoint"
-        raise CliError(f"{path} is neither a SavedModel, a TF Hub module nor a checkpoint directory "
-                       "(no saved_model.pb, tfhub_module.pb or config.json)")
-    if os.path.exists(path):
-        raise CliError(f"{path} is a file; expected a model directory")
-    if hub_files.is_handle(path):
-        return "tfhub"
-    return "hub-name"
+    """`saved_models.path_kind`: 'savedmodel', 'tfhub' (module or handle), 'checkpoint' (our / HF directory)
+    or 'hub-name' (a preset name or an HF repo id); what it refuses, a CliError."""
+    try:
+        return saved_models.path_kind(path)
+    except ValueError as e:
+        raise CliError(str(e)) from e
 
 
 def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):

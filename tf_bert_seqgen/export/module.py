@@ -195,7 +195,7 @@ class GenerationModule(tf.Module):
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        return {"generated_text": self._batched_calls(text, self.config.max_length - 1, self.config.length_penalty)}
+        return {"generated_text": self._batched_calls(text, self.config.max_new_tokens, self.config.length_penalty)}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):

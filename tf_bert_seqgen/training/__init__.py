@@ -42,7 +42,12 @@ from tf_bert_seqgen.training.evaluate import (
     predict,
     score_predictions,
 )
-from tf_bert_seqgen.training.init import build_model, check_cross_attention, load_init_tokenizer, parse_init
+from tf_bert_seqgen.training.init_specs import (
+    build_model,
+    check_cross_attention,
+    load_init_tokenizer,
+    parse_init,
+)
 from tf_bert_seqgen.training.optim import (
     ADAM_BETA_1,
     ADAM_BETA_2,

@@ -1,52 +1,24 @@
-"""The one generation-and-scoring pipeline: texts from a model (checkpoint or SavedModel), metrics against
-references, and the Keras callback that reports them during training."""
+"""The one scoring pipeline: texts from a model (checkpoint or SavedModel, through `text_generators`), metrics
+against references, and the Keras callback that reports them during training."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import keras
-import tensorflow as tf
-from tqdm import tqdm
 
 from tf_bert_seqgen import _compat
 from tf_bert_seqgen import truecase as truecasing
-from tf_bert_seqgen.export import read_export_info
 from tf_bert_seqgen.metrics import compute_metrics
 from tf_bert_seqgen.models import EncoderDecoder
-from tf_bert_seqgen.tokenizers import load_tokenizer  # also registers the tf-text ops SavedModels hold
+from tf_bert_seqgen.saved_models import path_kind
+from tf_bert_seqgen.text_generators import CheckpointTexts, SavedModelTexts, generate_all
+from tf_bert_seqgen.tokenizers import load_tokenizer
 from tf_bert_seqgen.training.data import as_pairs
-
-
-def generate_batch(model, tokenizer, texts, max_source_length: int | None = None, truecase: bool = False,
-                   **generation_options) -> list[str]:
-    """One batch of texts -> generated texts with `model.generate` (options as its own).
-
-    truecase: cased and spaced from the source (`truecase.restore`), as an uncased model's export writes.
-    """
-    inputs = tokenizer(list(texts), max_length=max_source_length)
-    ids = model.generate(inputs["input_ids"], inputs["attention_mask"], **generation_options).numpy()
-    # Column 0 is the decoder start token; the text ends at eos, as the exported model's does.
-    decoded = tokenizer.decode(ids[:, 1:], skip_special_tokens=True, stop_at_eos=True)
-    if not truecase:
-        return decoded
-    restored = truecasing.restore(list(texts), decoded, strip_accents=getattr(tokenizer, "strip_accents", True))
-    return [t.decode("utf-8") for t in restored.numpy()]
-
-
-def progress_bar(count: int, batch_size: int, show: bool = True):
-    """The start offsets of `count` items in batches, as a tqdm bar on stderr when `show` and there is more
-    than one batch. Use it as a context manager: the bar ends its line even when a batch fails."""
-    starts = range(0, count, batch_size)
-    return tqdm(starts, disable=not show or len(starts) < 2, unit="batch", file=sys.stderr, dynamic_ncols=True)
 
 
 def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_length: int | None = None,
                    progress: bool = False, truecase: bool = False, **generation_options) -> list[str]:
-    """Decodes every source with `model.generate` (greedy unless num_beams > 1).
-
-    Sources are batched by length so that little of each batch is padding.
+    """Decodes every source with `model.generate` (greedy unless num_beams > 1), batched by length
+    (`text_generators.generate_all` of a `CheckpointTexts`).
 
     Args:
         model: an `EncoderDecoder`.
@@ -63,18 +35,9 @@ def generate_texts(model, tokenizer, sources, batch_size: int = 32, max_source_l
     Returns:
         The generated texts, in the order of `sources`.
     """
-    # 64 new tokens unless the decoder's positions end sooner.
     generation_options.setdefault("max_new_tokens", min(64, model.config.decoder.max_position_embeddings - 1))
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    predictions = [""] * len(sources)
-    with progress_bar(len(order), batch_size, progress) as starts:
-        for start in starts:
-            rows = order[start:start + batch_size]
-            texts = generate_batch(model, tokenizer, [sources[i] for i in rows], max_source_length, truecase,
-                                   **generation_options)
-            for i, text in zip(rows, texts, strict=True):
-                predictions[i] = text
-    return predictions
+    generator = CheckpointTexts(model, tokenizer, truecase, max_source_length, **generation_options)
+    return generate_all(generator, list(sources), batch_size, progress)
 
 
 def as_tokenizer_writes(tokenizer, texts) -> list[str]:
@@ -176,39 +139,6 @@ class GenerationEvaluation(keras.callbacks.Callback):
         logs.update({f"val_{k}": float(v) for k, v in results.items() if k != "predictions"})
 
 
-# --- models given by path: a SavedModel or a checkpoint directory ------------------------------------------
-
-def savedmodel_generator(path: str, max_new_tokens: int | None = None, length_penalty: float | None = None,
-                         num_beams: int | None = None):
-    """A function batch of texts -> generated texts, run by an exported SavedModel.
-
-    Without options it calls the default signature; max_new_tokens / length_penalty go through
-    `generate_with_options` (the other one keeps its exported value). num_beams is fixed at export.
-    """
-    if num_beams is not None:
-        raise ValueError("num_beams is fixed when a SavedModel is exported; re-export to change it")
-    loaded = tf.saved_model.load(path)
-    if max_new_tokens is None and length_penalty is None:
-        signature = loaded.signatures["serving_default"]
-
-        def run(batch):
-            return signature(text=tf.constant(batch))["generated_text"]
-    else:
-        signature = loaded.signatures["generate_with_options"]
-        exported = read_export_info(path)["generation"]
-        max_new = exported["max_length"] - 1 if max_new_tokens is None else max_new_tokens
-        penalty = exported["length_penalty"] if length_penalty is None else length_penalty
-
-        def run(batch):
-            return signature(text=tf.constant(batch), max_new_tokens=tf.constant(max_new, tf.int32),
-                             length_penalty=tf.constant(penalty, tf.float32))["generated_text"]
-    return lambda batch: [t.decode("utf-8") for t in run(list(batch)).numpy()]
-
-
-def is_savedmodel(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
 def predict(path: str, sources, batch_size: int = 32, progress: bool = False, **generation_options) -> list[str]:
     """Predictions of a SavedModel (its own decoding options) or a checkpoint directory (ours), which writes
     what its export would (cased and spaced from the source when its tokenizer is uncased).
@@ -226,12 +156,10 @@ def predict(path: str, sources, batch_size: int = 32, progress: bool = False, **
     Raises:
         ValueError: decoding options for a SavedModel, whose decoding was fixed at export.
     """
-    if is_savedmodel(path):
+    if path_kind(path) == "savedmodel":
         if generation_options:
             raise ValueError("decoding options are fixed when a SavedModel is exported; evaluate the checkpoint")
-        run = savedmodel_generator(path)
-        with progress_bar(len(sources), batch_size, progress) as starts:
-            return [text for start in starts for text in run(sources[start:start + batch_size])]
+        return generate_all(SavedModelTexts(path), list(sources), batch_size, progress)
     model = EncoderDecoder.from_pretrained(path)
     tokenizer = load_tokenizer(path)
     return generate_texts(model, tokenizer, list(sources), batch_size, progress=progress,

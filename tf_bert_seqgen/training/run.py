@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_bert_seqgen.export import export_saved_model, next_version_dir
 from tf_bert_seqgen.training.data import make_dataset
 from tf_bert_seqgen.training.evaluate import GenerationEvaluation, evaluate_generation, float32_model
-from tf_bert_seqgen.training.init import build_model
+from tf_bert_seqgen.training.init_specs import build_model
 from tf_bert_seqgen.training.optim import ADAM_EPSILON, make_optimizer
 
 # Strategies whose replicas synchronise through merge_call (see `finetune` with accumulate > 1).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tf_bert_seqgen import saved_models
 from tf_bert_seqgen.checkpoints import bert
 from tf_bert_seqgen.checkpoints.files import resolve
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
@@ -62,7 +63,7 @@ def build_model(spec: str, tokenizer=None, dropout: float | None = None, cross_a
     def stack(config):
         return BertForSeqGenerationConfig.from_dict({**config.to_dict(), **overrides})
 
-    if kind == "model" and _is_saved_model(directory):
+    if kind == "model" and saved_models.is_saved_model(directory):
         model = load_model(directory)  # an export: e.g. the shipped default, fine-tuned further
         if not overrides:
             return model
@@ -104,10 +105,6 @@ def load_init_tokenizer(spec: str, tokenizer_dir: str | None = None):
     directory = tokenizer_dir or parse_init(spec)[1]
     if directory is None:
         raise ValueError("init random without a directory needs tokenizer_dir")
-    if tokenizer_dir is None and _is_saved_model(directory):
+    if tokenizer_dir is None and saved_models.is_saved_model(directory):
         directory = os.path.join(directory, EXPORT_TOKENIZER_DIR)
     return load_tokenizer(directory)
-
-
-def _is_saved_model(directory: str | None) -> bool:
-    return directory is not None and os.path.isfile(os.path.join(directory, "saved_model.pb"))
