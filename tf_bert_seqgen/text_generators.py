@@ -80,8 +80,9 @@ class SavedModelTexts:
     Args:
         path: str. The SavedModel (a local path or any file system TensorFlow reads).
         signature: str. A signature with one string [batch] input and one string [batch] output.
-        max_new_tokens, length_penalty: None, or decoding other than the exported, through the export's
-            `generate_with_options` (the other one keeps its exported value).
+        max_new_tokens: None (the exported value), or a different limit, through the export's
+            `generate_with_options`.
+        length_penalty: None (the exported value), or a different one, the same way.
         num_beams: must be None: fixed at export.
 
     Raises:
