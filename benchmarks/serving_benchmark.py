@@ -66,7 +66,7 @@ def client(directory: str, texts: list[str], settings: dict) -> dict:
     figures["load_s"] = time.perf_counter() - start
     if settings["warmup"]:
         start = time.perf_counter()
-        replay_warmup(loaded, directory)
+        figures["warmup_records_s"] = replay_warmup(loaded, directory)
         figures["warmup_s"] = time.perf_counter() - start
     serve, options = loaded.signatures["serving_default"], loaded.signatures["generate_with_options"]
     if settings["cold_only"]:
@@ -112,16 +112,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def replay_warmup(loaded, directory):
-    """What TF Serving does at load: run every PredictionLog record of assets.extra once."""
+def replay_warmup(loaded, directory) -> list[float]:
+    """What TF Serving does at load: run every PredictionLog record of assets.extra once. Returns the seconds
+    of each."""
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = os.path.join(directory, "assets.extra", "tf_serving_warmup_requests")
+    seconds = []
     for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
         inputs = {name: tf.constant(tf.make_ndarray(value)) for name, value in request.inputs.items()}
-        loaded.signatures[request.model_spec.signature_name](**inputs)
+        seconds.append(timed(lambda: loaded.signatures[request.model_spec.signature_name](**inputs)))  # noqa: B023
+    return seconds
 
 
 def timed(fn) -> float:
@@ -253,6 +256,11 @@ def main(argv=None):
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--skip-rss", action="store_true",
                         help=f"leave out the {RSS_BATCH}-text memory request (about 7 minutes per greedy export)")
+    parser.add_argument("--row-buckets", help="XLA exports: the row buckets, e.g. 1,4,16,32 (default powers of 2)")
+    parser.add_argument("--width-buckets", help="XLA exports: the source width buckets, e.g. 16,64,128")
+    parser.add_argument("--starts-only", action="store_true",
+                        help="greedy exports' starts and first calls only (no per-token, latency, throughput, "
+                             "transformers): to compare shape buckets")
     parser.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
@@ -276,7 +284,7 @@ def run(args):
         WordPieceTokenizer,
     )
     from tf_bert_seqgen.data import load_fusion_split
-    from tf_bert_seqgen.export import export_saved_model
+    from tf_bert_seqgen.export import export_saved_model, read_export_info
 
     tf.get_logger().setLevel("ERROR")
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -305,30 +313,61 @@ def run(args):
           f"shared, {model.count_params():,} parameters; sources: fusion train texts, padded width "
           f"{width}; a decode step reads " + ", ".join(f"{step_bytes[m] / 1e9:.2f} GB ({m})" for m in modes))
 
+    buckets = {name: [int(n) for n in value.split(",")]
+               for name, value in (("row_buckets", args.row_buckets), ("width_buckets", args.width_buckets)) if value}
     figures = {}
     with tempfile.TemporaryDirectory() as root:
-        for kind, beams in (("greedy", 1), ("beam4", 4)):
+        for kind, beams in (("greedy", 1),) if args.starts_only else (("greedy", 1), ("beam4", 4)):
             for mode in modes:
                 jit, dtype = MODES[mode]
                 directory = os.path.join(root, f"{kind}_{mode}")
                 start = time.perf_counter()
                 export_saved_model(model, tokenizer, directory, jit_compile=jit, num_beams=beams,
-                                   weights_dtype=dtype, max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1)
+                                   weights_dtype=dtype, max_new_tokens=args.new_tokens, min_length=args.new_tokens + 1,
+                                   **(buckets if jit else {}))
+                if jit:
+                    info = read_export_info(directory)
+                    print(f"{mode}: row buckets {info['row_buckets']}, width buckets {info['width_buckets']}")
                 print(f"exported {kind} {mode} in {time.perf_counter() - start:.0f} s", flush=True)
                 cache = os.path.join(root, f"{kind}_{mode}_xla_cache")
                 cold = {start: run_client(directory, texts, {**settings, "warmup": start != "no warm-up",
                                                              "cold_only": True},
                                           cache=None if start == "no warm-up" else cache)
                         for start in STARTS}
+                if args.starts_only:
+                    figures[kind, mode] = {"cold": cold, "size_mb": directory_mb(directory)}
+                    continue
                 full = run_client(directory, texts, cache=cache, settings={
                     **settings, "warmup": True, "cold_only": False, "serving_loads": kind == "greedy",
                     "rss_batch": RSS_BATCH if kind == "greedy" and not args.skip_rss else 0,
                     "per_token_batches": [1, 8] if kind == "greedy" else [1]})
                 figures[kind, mode] = {"cold": cold, "size_mb": directory_mb(directory), **full}
                 print(f"measured {kind} {mode}", flush=True)
+    if args.starts_only:
+        report_starts(figures)
+        return
     probe = BandwidthProbe(settings["probe_gb"])
     anchor = transformers_anchor(model, texts, tokenizer, settings, probe)
     report(figures, anchor, settings, step_bytes, bound_ms, modes)
+
+
+def report_starts(figures):
+    modes = sorted({mode for _, mode in figures})
+    print("\nexport size, MB: " + ", ".join(f"{mode} {figures['greedy', mode]['size_mb']:.0f}" for mode in modes))
+    print("\nstart, s (fresh process: load, warm-up replay, ready = both; then the first call of n texts / its "
+          "second call; first and second start share TF's persistent XLA cache; per record: the warm-up's "
+          "mean over its records)")
+    calls = [n for n in FIRST_CALLS if str(n) in next(iter(figures.values()))["cold"]["first start"]["first_calls"]]
+    print(f"{'export':<20}{'start':<14}{'load':>6}{'warm-up':>9}{'ready':>7}{'records':>8}{'per record':>11}"
+          + "".join(f"{f'n={n}':>13}" for n in calls))
+    for (kind, mode), f in figures.items():
+        for start in STARTS:
+            c = f["cold"][start]
+            warm, records = c.get("warmup_s", 0.0), c.get("warmup_records_s", [])
+            per_record = f"{sum(records) / len(records):11.2f}" if records else f"{'':>11}"
+            print(f"{kind + ' ' + mode:<20}{start:<14}{c['load_s']:6.1f}{warm:9.1f}{c['load_s'] + warm:7.1f}"
+                  f"{len(records):8d}{per_record}"
+                  + "".join(f"{c['first_calls'][str(n)][0]:6.2f}/{c['first_calls'][str(n)][1]:<6.2f}" for n in calls))
 
 
 def directory_mb(directory: str) -> float:
@@ -347,17 +386,7 @@ def report(figures, anchor, settings, step_bytes, bound_ms, modes):
             ms, bandwidth = figures[kind, mode]["per_token"][str(batch)]
             print(f"{name:<11}{mode:<14}{ms:8.1f}{torch_ms:8.1f}{torch_ms / ms:11.2f}{xla / ms:9.2f}"
                   f"{ms / bound_ms(step_bytes[mode], bandwidth):11.2f}{bandwidth / 1e9:7.1f}")
-    print("\nexport size, MB: " + ", ".join(f"{mode} {figures['greedy', mode]['size_mb']:.0f}" for mode in modes))
-    print("\nstart, s (fresh process: load, warm-up replay, ready = both; then the first call of n texts / its "
-          "second call; first and second start share TF's persistent XLA cache)")
-    calls = [n for n in FIRST_CALLS if str(n) in next(iter(figures.values()))["cold"]["first start"]["first_calls"]]
-    print(f"{'export':<20}{'start':<14}{'load':>6}{'warm-up':>9}{'ready':>7}" + "".join(f"{f'n={n}':>13}" for n in calls))
-    for (kind, mode), f in figures.items():
-        for start in STARTS:
-            c = f["cold"][start]
-            warm = c.get("warmup_s", 0.0)
-            print(f"{kind + ' ' + mode:<20}{start:<14}{c['load_s']:6.1f}{warm:9.1f}{c['load_s'] + warm:7.1f}"
-                  + "".join(f"{c['first_calls'][str(n)][0]:6.2f}/{c['first_calls'][str(n)][1]:<6.2f}" for n in calls))
+    report_starts(figures)
     print(f"\nlatency per request, ms (greedy, one text, {settings['latency_tokens']} new tokens), by client threads")
     print(f"{'export':<14}{'clients':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'p99/p50':>9}{'requests/s':>12}"
           f"{'first-use max':>17}")

@@ -85,12 +85,19 @@ def test_export_then_generate_and_info_on_the_savedmodel(checkpoint, tmp_path, c
     assert json.loads(capsys.readouterr().out)["config"]["model_type"] == "encoder-decoder"
 
     # An export is written again in another storage and mode, with the decoding it recorded.
-    cli.main(["export", str(base / "1"), "--out", str(base), "--version", "auto", "--xla", "--weights-dtype", "int8"])
+    for flags, problem in [(["--xla", "--row-buckets", "1,4"], "--row-buckets must end at 32"),
+                           (["--xla", "--width-buckets", "16,x"], "expected integers separated by commas"),
+                           (["--width-buckets", "16"], "for XLA exports (--xla)")]:
+        code, captured = _run(["export", str(base / "1"), "--out", str(tmp_path / "refused"), *flags], capsys)
+        assert code == 2 and problem in captured.err, captured.err
+    assert not (tmp_path / "refused").exists()
+    cli.main(["export", str(base / "1"), "--out", str(base), "--version", "auto", "--xla", "--weights-dtype", "int8",
+              "--row-buckets", "1,4,32"])
     assert capsys.readouterr().out.strip() == str(base / "2")
     first, second = read_export_info(str(base / "1")), read_export_info(str(base / "2"))
     assert second["generation"] == first["generation"] and second["truecase"] == first["truecase"]
-    assert (second["weights_dtype"], second["jit_compile"]) == ("int8", True)
-    assert set(second["product_forms"]["decode"]) == {"1", "2", "4"}  # measured; 8 rows and up: float32's form
+    assert (second["weights_dtype"], second["jit_compile"], second["row_buckets"]) == ("int8", True, [1, 4, 32])
+    assert set(second["product_forms"]["decode"]) == {"1", "4"}  # measured; 8 rows and up: float32's form
     cli.main(["generate", "--model", str(base / "2"), *texts])
     int8_model, tokenizer = load_model(str(base / "2")), load_tokenizer(checkpoint)
     inputs = tokenizer(texts[:1])

@@ -21,6 +21,8 @@ from tf_bert_seqgen.export import (
     load_export,
     load_model,
     next_version_dir,
+    row_buckets,
+    shape_buckets,
 )
 from tf_bert_seqgen.products import ProductForms
 from tf_bert_seqgen.storage import quantize_int8
@@ -457,7 +459,27 @@ def test_export_is_atomic_and_never_overwrites(exported, tokenizer, monkeypatch)
     (1, 32, [0]), (2, 32, [0, 1]), (3, 32, [0, 1, 2, 0]), (5, 32, [0, 1, 2, 3, 4, 0, 0, 0]),
     (8, 32, list(range(8))), (5, 6, [0, 1, 2, 3, 4, 0]), (7, 4, list(range(7)))])
 def test_xla_rows_are_padded_to_a_power_of_two_with_copies_of_the_first(count, limit, expected):
-    assert bucket_rows(tf.constant(count), limit).numpy().tolist() == expected
+    assert bucket_rows(tf.constant(count), row_buckets(limit)).numpy().tolist() == expected
+
+
+@pytest.mark.parametrize("count, expected", [(1, 1), (2, 4), (4, 4), (5, 16), (17, 32), (40, 40)])
+def test_xla_rows_are_padded_to_the_given_buckets(count, expected):
+    rows = bucket_rows(tf.constant(count), [1, 4, 16, 32]).numpy().tolist()
+    assert rows == list(range(count)) + [0] * (expected - count)
+
+
+def test_shape_buckets_default_to_powers_of_two_and_refuse_what_cannot_work():
+    assert shape_buckets(True, 32, 128) == ([1, 2, 4, 8, 16, 32], [16, 32, 64, 128])
+    assert shape_buckets(True, 6, 48, [1, 6], [48]) == ([1, 6], [48])
+    assert shape_buckets(False, 32, 128) == ([], [])
+    with pytest.raises(ValueError, match="for XLA exports"):
+        shape_buckets(False, 32, 128, row_buckets=[1, 32])
+    with pytest.raises(ValueError, match="row_buckets must end at 32"):
+        shape_buckets(True, 32, 128, row_buckets=[1, 4, 16])
+    with pytest.raises(ValueError, match="width_buckets must be ascending"):
+        shape_buckets(True, 32, 128, width_buckets=[64, 16, 128])
+    with pytest.raises(ValueError, match=r"row_buckets must be ascending integers >= 1, got \[0, 32\]"):
+        shape_buckets(True, 32, 128, row_buckets=[0, 32])
 
 
 def test_load_model_gives_back_the_exported_model(exported, tmp_path):

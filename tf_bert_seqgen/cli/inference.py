@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -75,6 +76,10 @@ def cmd_export(args):
         model, tokenizer, options = load_export(args.model)
         if args.max_new_tokens is not None:
             options.pop("max_length")
+        if not args.xla:  # graph mode runs any shape
+            options.pop("row_buckets", None), options.pop("width_buckets", None)
+        elif args.max_input_length:  # the recorded width buckets end at the recorded length
+            options.pop("width_buckets", None)
     else:
         model, tokenizer, defaults = load_model_and_tokenizer(args.model, args.spm, args.vocab, args.num_heads)
         options = {k: v for k, v in defaults.items() if v is not None}
@@ -84,13 +89,25 @@ def cmd_export(args):
         options["length_penalty_style"] = args.length_penalty_style
     if args.max_input_length:
         options["max_input_length"] = args.max_input_length
+    for name in ("row_buckets", "width_buckets"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     if args.no_request_batching:
         options["batch_timeout_micros"] = None
     elif args.batch_timeout_micros is not None:
         options["batch_timeout_micros"] = args.batch_timeout_micros
     out = next_version_dir(args.out) if args.version == "auto" else args.out
-    export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype, **options)
+    with as_flags(row_buckets="--row-buckets", width_buckets="--width-buckets", jit_compile="--xla"):
+        export_saved_model(model, tokenizer, out, jit_compile=args.xla, weights_dtype=args.weights_dtype, **options)
     print(out)
+
+
+def int_list(value: str) -> list[int]:
+    """argparse type: "1,4,32" -> [1, 4, 32]."""
+    try:
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {value!r}") from None
 
 
 def cmd_warm_cache(args):
@@ -184,6 +201,12 @@ def add_commands(commands):
     p.add_argument("--batch-timeout-micros", type=int,
                    help="how long a call of a text signature waits for concurrent calls to batch with "
                         f"(default {DEFAULT_BATCH_TIMEOUT_MICROS}, or what a re-exported SavedModel recorded)")
+    p.add_argument("--row-buckets", type=int_list, metavar="N,N,...",
+                   help="with --xla: the row counts a call is padded to, ending at 32 (default 1,2,4,8,16,32); "
+                        "one program per row and width bucket, each compiled or loaded at every start")
+    p.add_argument("--width-buckets", type=int_list, metavar="N,N,...",
+                   help="with --xla: the source widths (tokens) a text is padded to, ending at the max input "
+                        "length (default 16,32,64,... ); fewer buckets start faster and pad more")
     p.add_argument("--no-request-batching", action="store_true",
                    help="leave concurrent calls unbatched (a server that batches requests itself)")
     decoding(p)

@@ -56,7 +56,7 @@ from tf_bert_seqgen.export.files import (
     next_version_dir,
     read_export_info,
 )
-from tf_bert_seqgen.export.module import GenerationModule
+from tf_bert_seqgen.export.module import GenerationModule, shape_buckets
 from tf_bert_seqgen.export.rows import (
     DEFAULT_BATCH_TIMEOUT_MICROS,
     DEFAULT_MAX_BATCH_SIZE,
@@ -69,4 +69,5 @@ from tf_bert_seqgen.export.weights import WEIGHTS_DTYPES
 
 __all__ = ["DEFAULT_BATCH_TIMEOUT_MICROS", "DEFAULT_MAX_BATCH_SIZE", "EXPORT_INFO_FILE", "EXPORT_TOKENIZER_DIR",
            "WARMUP_FILE", "WARMUP_TEXTS", "WEIGHTS_DTYPES", "GenerationModule", "bucket_rows", "export_saved_model",
-           "latest_version_dir", "load_export", "load_model", "next_version_dir", "read_export_info", "row_buckets"]
+           "latest_version_dir", "load_export", "load_model", "next_version_dir", "read_export_info", "row_buckets",
+           "shape_buckets"]

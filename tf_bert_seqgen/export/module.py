@@ -21,6 +21,22 @@ class _Untracked:
         self.value = value
 
 
+def shape_buckets(jit_compile: bool, max_batch_size: int, max_input_length: int, row_buckets=None,
+                  width_buckets=None) -> tuple[list[int], list[int]]:
+    """(row buckets, source width buckets) an XLA export pads to, one program per pair: the given ones
+    (checked), else powers of two (1, 2, 4, ... rows; 16, 32, ... tokens). Graph mode runs any shape and
+    takes none."""
+    if not jit_compile:
+        if row_buckets is not None or width_buckets is not None:
+            raise ValueError("row_buckets and width_buckets are for XLA exports (jit_compile), which "
+                             "compile one program per shape; graph mode runs any shape")
+        return [], []
+    rows = row_policy.row_buckets(max_batch_size) if row_buckets is None else row_buckets
+    widths = generation.buckets(max_input_length) if width_buckets is None else width_buckets
+    return (row_policy.check_buckets(rows, max_batch_size, "row_buckets"),
+            row_policy.check_buckets(widths, max_input_length, "width_buckets"))
+
+
 class GenerationModule(tf.Module):
     """The module `export_saved_model` saves: signatures over one copy of the model whose layers read the
     export's stored weights (`export.weights`)."""
@@ -28,7 +44,8 @@ class GenerationModule(tf.Module):
     def __init__(self, stored: StoredWeights, tokenizer, config: generation.GenerationConfig,
                  max_input_length: int, jit_compile: bool = False,
                  max_batch_size: int = row_policy.DEFAULT_MAX_BATCH_SIZE, truecase: bool | None = None,
-                 batch_timeout_micros: int | None = row_policy.DEFAULT_BATCH_TIMEOUT_MICROS):
+                 batch_timeout_micros: int | None = row_policy.DEFAULT_BATCH_TIMEOUT_MICROS,
+                 row_buckets=None, width_buckets=None):
         super().__init__(name="tf_bert_seqgen")
         model = stored.model
         if max_input_length > model.config.encoder.max_position_embeddings:
@@ -40,6 +57,8 @@ class GenerationModule(tf.Module):
             raise ValueError(f"batch_timeout_micros must be >= 0 (or None: no batching of calls), "
                              f"got {batch_timeout_micros}")
         self.max_batch_size = max_batch_size
+        self.row_buckets, self.width_buckets = shape_buckets(jit_compile, max_batch_size, max_input_length,
+                                                             row_buckets, width_buckets)
         self.batch_timeout_micros = batch_timeout_micros
         # The batch op's queue is found by this name in the process: unique, so that two exports loaded
         # side by side never batch each other's calls.
@@ -59,7 +78,7 @@ class GenerationModule(tf.Module):
         # take that count's form; the others share one program of any row count (float32's form).
         beams = config.num_beams if config.num_beams > 1 else config.num_return_sequences
         own = set(stored.row_counts_with_own_forms()) if jit_compile else set()
-        self.static_rows = [b for b in row_policy.row_buckets(max_batch_size) if b * beams in own]
+        self.static_rows = [b for b in self.row_buckets if b * beams in own]
         # Generated text cased and spaced from the source (`truecase.restore`); by default when uncased.
         self.truecase = truecasing.needed(tokenizer) if truecase is None else bool(truecase)
         self._pad_id = model.config.encoder.pad_token_id
@@ -92,10 +111,10 @@ class GenerationModule(tf.Module):
     def _pad(self, tokens):
         """ragged ids [b, (tokens)] -> ids [b, w], mask [b, w]. w is the longest row in graph mode, which runs
         any shape (padding to a bucket cost the encoder up to 2x the work); the XLA variant, which compiles
-        per shape, pads to `generation.bucket_length`."""
+        per shape, pads to its bucket of `width_buckets`."""
         width = tokens.bounding_shape(axis=1)
         if self.jit_compile:
-            width = generation.bucket_length(width, self.max_input_length)
+            width = row_policy.bucket_for(width, self.width_buckets)
         shape = tf.stack([tokens.nrows(), tf.cast(width, tf.int64)])
         ids = tokens.to_tensor(default_value=self._pad_id, shape=shape)
         mask = tf.ones_like(tokens).to_tensor(default_value=0, shape=shape)
@@ -120,7 +139,7 @@ class GenerationModule(tf.Module):
         real ones (they finish when it does, so they never lengthen the loop), and drops the copies."""
         if not self.jit_compile:
             return list(self._decode(ids, mask, dynamic))
-        rows = row_policy.bucket_rows(tf.shape(ids)[0], self.max_batch_size)
+        rows = row_policy.bucket_rows(tf.shape(ids)[0], self.row_buckets)
         ids, mask, count = tf.gather(ids, rows), tf.gather(mask, rows), tf.shape(ids)[0]
         outputs = self._decode_static(ids, mask, dynamic) if self.static_rows else self._decode(ids, mask, dynamic)
         return [output[:count] for output in outputs]
@@ -218,7 +237,7 @@ class GenerationModule(tf.Module):
     def _pad_width(self, ids, mask):
         """ids, mask [b, s] -> [b, w]: padded (masked) to s's width bucket, results unchanged."""
         width = tf.shape(ids)[1]
-        padding = [[0, 0], [0, tf.maximum(generation.bucket_length(width, self.max_input_length), width) - width]]
+        padding = [[0, 0], [0, tf.maximum(row_policy.bucket_for(width, self.width_buckets), width) - width]]
         return tf.pad(ids, padding, constant_values=self._pad_id), tf.pad(mask, padding)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="source_text"),

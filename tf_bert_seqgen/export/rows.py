@@ -1,7 +1,9 @@
-"""How the rows of a call reach the model: slices of at most `max_batch_size` rows, padded to a power of two
-under XLA (which compiles per shape), and concurrent calls joined into one batch inside the graph."""
+"""How the rows of a call reach the model: slices of at most `max_batch_size` rows, padded to a bucket under
+XLA (which compiles per shape), and concurrent calls joined into one batch inside the graph."""
 
 from __future__ import annotations
+
+import itertools
 
 import tensorflow as tf
 
@@ -17,15 +19,35 @@ _MAX_ENQUEUED_BATCHES = 100
 
 
 def row_buckets(limit: int) -> list[int]:
-    """The row counts an XLA export decodes (`bucket_rows`): 1, 2, 4, ... below `limit`, then `limit`."""
+    """The row counts an XLA export decodes by default (`bucket_rows`): 1, 2, 4, ... below `limit`, then
+    `limit`."""
     return generation.buckets(limit, smallest=1)
 
 
-def bucket_rows(count, limit):
-    """[n] row indices that pad `count` rows (a scalar tensor, >= 1) to the next power of two, at most
-    `limit` (or `count` when larger): 0..count-1, then row 0 repeated. An XLA export compiles per row count,
-    so a stream of calls of any size compiles for 1, 2, 4, ... rows only."""
-    bucket = tf.maximum(generation.bucket_length(count, limit, smallest=1), count)
+def check_buckets(buckets, limit: int, name: str) -> list[int]:
+    """`buckets` as a list of ints: ascending, >= 1, ending at `limit` (as TF Serving's allowed_batch_sizes
+    end at max_batch_size), else ValueError naming `name` and the problem."""
+    buckets = [int(b) for b in buckets]
+    if not buckets or buckets[0] < 1 or any(a >= b for a, b in itertools.pairwise(buckets)):
+        raise ValueError(f"{name} must be ascending integers >= 1, got {buckets}")
+    if buckets[-1] != limit:
+        raise ValueError(f"{name} must end at {limit} (the largest shape the export meets), got {buckets}")
+    return buckets
+
+
+def bucket_for(length, buckets: list[int]):
+    """The smallest of `buckets` (ascending) >= `length` (a scalar tensor or int), else the last: a scalar
+    int32 tensor."""
+    table = tf.constant(buckets, tf.int32)
+    index = tf.searchsorted(table, tf.reshape(tf.cast(length, tf.int32), [1]))[0]
+    return tf.gather(table, tf.minimum(index, len(buckets) - 1))
+
+
+def bucket_rows(count, buckets: list[int]):
+    """[n] row indices that pad `count` rows (a scalar tensor, >= 1) to its bucket of `buckets` (or `count`
+    when larger than all): 0..count-1, then row 0 repeated. An XLA export compiles per row count, so a
+    stream of calls of any size compiles for the buckets only."""
+    bucket = tf.maximum(bucket_for(count, buckets), count)
     return tf.concat([tf.range(count), tf.zeros([bucket - count], tf.int32)], axis=0)
 
 

@@ -11,7 +11,7 @@ from tf_bert_seqgen import cpu, generation, tuning
 from tf_bert_seqgen.export import rows as row_policy
 from tf_bert_seqgen.export import warmup, weights
 from tf_bert_seqgen.export.files import EXPORT_TOKENIZER_DIR, read_export_info, write_export_info
-from tf_bert_seqgen.export.module import GenerationModule
+from tf_bert_seqgen.export.module import GenerationModule, shape_buckets
 from tf_bert_seqgen.io_utils import atomic_directory
 from tf_bert_seqgen.models import EncoderDecoder
 from tf_bert_seqgen.products import ProductForms
@@ -22,7 +22,8 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
                        max_batch_size: int = row_policy.DEFAULT_MAX_BATCH_SIZE, jit_compile: bool = False,
                        overwrite: bool = False, truecase: bool | None = None, weights_dtype: str | None = None,
                        batch_timeout_micros: int | None = row_policy.DEFAULT_BATCH_TIMEOUT_MICROS,
-                       product_forms: ProductForms | dict | None = None, **generation_options) -> str:
+                       product_forms: ProductForms | dict | None = None, row_buckets=None, width_buckets=None,
+                       **generation_options) -> str:
     """Writes the SavedModel (with a TF Serving warm-up file and the tokenizer's files) to `export_dir`,
     atomically.
 
@@ -39,6 +40,10 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
         dict); None: measured now, on this CPU, for every row count the export decodes (`tuning`).
     batch_timeout_micros: how long a call of a text signature waits for concurrent calls to join its
         batch (calls that arrive while a batch runs join the next one anyway); None: calls are not batched.
+    row_buckets, width_buckets: for XLA, the row counts and source widths (tokens) a call is padded to,
+        ascending, ending at max_batch_size and max_input_length: one program per pair, each compiled (or
+        loaded) at every start. None: powers of two. Fewer buckets start faster and pad more (the export
+        guide's measurements).
     generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
     """
     config = generation.resolve_config(model.config, **generation_options)
@@ -48,12 +53,13 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
                                                model.config.encoder.max_position_embeddings)
     cpu.warn_if_bfloat16_is_emulated(model.compute_dtype)
     dtype = weights.check_weights_dtype(weights_dtype, model.compute_dtype, jit_compile)
-    forms, tuned = _product_forms(model, dtype, jit_compile, config, max_batch_size, max_input_length,
-                                  product_forms)
+    rows, widths = shape_buckets(jit_compile, max_batch_size, max_input_length, row_buckets, width_buckets)
+    forms, tuned = _product_forms(model, dtype, jit_compile, config, rows, max_input_length, product_forms)
     stored = weights.store(model, dtype, jit_compile, forms)
     module = GenerationModule(stored, tokenizer, config, max_input_length, jit_compile=jit_compile,
                               max_batch_size=max_batch_size, truecase=truecase,
-                              batch_timeout_micros=batch_timeout_micros)
+                              batch_timeout_micros=batch_timeout_micros, row_buckets=rows or None,
+                              width_buckets=widths or None)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         warmup.write_warmup_requests(tmp, module)
@@ -62,18 +68,19 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
             "generation": dict(vars(config)), "max_input_length": max_input_length,
             "max_batch_size": max_batch_size, "batch_timeout_micros": batch_timeout_micros,
             "jit_compile": jit_compile, "truecase": module.truecase, "weights_dtype": dtype,
+            **({"row_buckets": rows, "width_buckets": widths} if jit_compile else {}),
             **({"product_forms": forms.to_dict(), **tuned} if stored.streamed else {}),
             "model": model.config.to_dict(), "tokenizer": type(tokenizer).__name__})
         _verify(tmp)
     return export_dir
 
 
-def decode_row_counts(config: generation.GenerationConfig, max_batch_size: int) -> list[int]:
+def decode_row_counts(config: generation.GenerationConfig, row_buckets: list[int]) -> list[int]:
     """The rows a decode step of the export has: each row bucket's texts times the beams."""
-    return [rows * config.num_beams for rows in row_policy.row_buckets(max_batch_size)]
+    return [rows * config.num_beams for rows in row_buckets]
 
 
-def _product_forms(model, dtype, jit_compile, config, max_batch_size, max_input_length, given):
+def _product_forms(model, dtype, jit_compile, config, row_buckets, max_input_length, given):
     """(forms, what to record of their measurement) for a `dtype` export. Streamed dtypes under XLA: `given`,
     else measured for the export's row counts. int8 in graph mode: refused unless this CPU runs it at least
     as fast as float32 (measured), since a graph-mode product must widen the weights at every step."""
@@ -90,7 +97,7 @@ def _product_forms(model, dtype, jit_compile, config, max_batch_size, max_input_
     if given is not None:
         return (given if isinstance(given, ProductForms) else ProductForms.from_dict(given)), {}
     start = time.perf_counter()
-    forms, timings = tuning.measure_forms(decoder, dtype, decode_row_counts(config, max_batch_size),
+    forms, timings = tuning.measure_forms(decoder, dtype, decode_row_counts(config, row_buckets),
                                           encoder_rows=max_input_length)
     return forms, {"product_timings_ms": timings, "product_forms_measured_on": cpu.describe(),
                    "product_forms_seconds": round(time.perf_counter() - start, 1)}
@@ -126,7 +133,7 @@ def load_model(export_dir: str) -> EncoderDecoder:
 def load_export(export_dir: str):
     """(model, tokenizer, options) of an export: what `export_saved_model` needs to write it again, in
     another storage or mode. options: its decoding (`GenerationConfig` fields), max_input_length,
-    max_batch_size, batch_timeout_micros and truecase, as recorded."""
+    max_batch_size, batch_timeout_micros, truecase and (XLA) its shape buckets, as recorded."""
     info = read_export_info(export_dir)
     tokenizer_dir = os.path.join(export_dir, EXPORT_TOKENIZER_DIR)
     if not os.path.isdir(tokenizer_dir):
@@ -134,6 +141,7 @@ def load_export(export_dir: str):
                                 "before exports carried them; export its checkpoint instead")
     options = {**info["generation"], "max_input_length": info["max_input_length"],
                "max_batch_size": info["max_batch_size"], "truecase": info["truecase"]}
-    if "batch_timeout_micros" in info:
-        options["batch_timeout_micros"] = info["batch_timeout_micros"]
+    for name in ("batch_timeout_micros", "row_buckets", "width_buckets"):  # not in older exports
+        if name in info:
+            options[name] = info[name]
     return load_model(export_dir), load_tokenizer(tokenizer_dir), options

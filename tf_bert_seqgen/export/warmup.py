@@ -2,7 +2,7 @@
 them traces a function or compiles a program.
 
 A graph-mode export runs any shape: one request per signature instantiates every function. An XLA export
-compiles one program per (row bucket, source width bucket) (`rows.row_buckets`, `generation.buckets`): its
+compiles one program per (row bucket, source width bucket) (`module.shape_buckets`): its
 records hold a request of each row count for each width, through `serving_default`, whose programs
 `generate_with_options` and `generate_ids` share; then `score` and `encode`. (Not the two that share
 programs: TF Serving's --enable_batching refuses a request with scalar inputs, `generate_with_options`, and
@@ -20,9 +20,8 @@ import sys
 
 import tensorflow as tf
 
-from tf_bert_seqgen import generation
 from tf_bert_seqgen.export.files import WARMUP_FILE
-from tf_bert_seqgen.export.rows import row_buckets
+from tf_bert_seqgen.export.rows import bucket_for
 
 WARMUP_TEXTS = ["This is a warm-up request.", ""]
 
@@ -35,7 +34,7 @@ def width_texts(module) -> list[str]:
 
     def width(count):
         tokens = int(module.tokenizer.tokenize(tf.constant([" ".join(words[:count])])).row_lengths()[0])
-        return generation.bucket_length(max(min(tokens, limit), 1), limit)
+        return int(bucket_for(max(min(tokens, limit), 1), module.width_buckets))
 
     found = {}
     for count in range(1, len(words) + 1):
@@ -50,7 +49,7 @@ def warmup_requests(module) -> list[tuple[str, dict]]:
     text = WARMUP_TEXTS[0]
     if module.jit_compile:
         requests = [("serving_default", {"text": [width_text] * rows})
-                    for width_text in width_texts(module) for rows in row_buckets(module.max_batch_size)]
+                    for width_text in width_texts(module) for rows in module.row_buckets]
     else:
         requests = [("serving_default", {"text": WARMUP_TEXTS})]  # the empty text skips the model
     return requests + [("score", {"source_text": [text], "target_text": [text]}), ("encode", {"text": [text]})]
