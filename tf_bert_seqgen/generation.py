@@ -26,7 +26,31 @@ LARGE_NEGATIVE = -1.0e9
 
 @dataclasses.dataclass(frozen=True)
 class GenerationConfig:
-    """Decoding options. `max_length` counts the decoder start token (as `transformers`)."""
+    """Decoding options, as `transformers`' GenerationConfig names them (a checkpoint's
+    generation_config.json holds them; an export's info file records them).
+
+    Attributes:
+        max_length: int. Generated tokens plus the decoder start token (`max_new_tokens` + 1).
+        min_length: int. Eos is blocked until a row has this many tokens (the start token counted).
+        num_beams: int. Beams per text; 1: greedy (or sampling).
+        length_penalty: float. Beam scores are divided by length ** this (`length_penalty_style`).
+        length_penalty_style: str. "hf": score / len ** lp; "gnmt": score / ((5 + len) / 6) ** lp.
+        early_stopping: bool or str. True, False or "never", as `transformers`.
+        no_repeat_ngram_size: int. No n-gram of this size occurs twice in a row's output; 0: off.
+        num_return_sequences: int. Outputs per text (at most num_beams).
+        do_sample: bool. Sample instead of taking the most likely token.
+        temperature: float. Sampling temperature.
+        top_k: int. Sample among the k most likely tokens; 0: all.
+        top_p: float. Sample among the most likely tokens of this total probability.
+        seed: int. The sampling seed.
+        copy_from_source: bool. Generate only tokens of the row's own source, `extra_token_ids` and eos.
+        extra_token_ids: tuple. Tokens copy-restricted decoding may add (connectives, say).
+        min_added_token_probability: float. A row that adds an extra token with a probability below this
+            returns its source unchanged; 0: off.
+        eos_token_id: int. End of sequence.
+        pad_token_id: int. Padding.
+        decoder_start_token_id: int. The decoder's first input.
+    """
 
     max_length: int = 20
     min_length: int = 0

@@ -10,6 +10,7 @@ import sys
 from tf_bert_seqgen import saved_models
 from tf_bert_seqgen.checkpoints import tfhub
 from tf_bert_seqgen.cli.errors import CliError, as_flags
+from tf_bert_seqgen.cli.flags import add_field_flags, field_values
 from tf_bert_seqgen.cli.sources import default_model_dir, kind_of, load_model_and_tokenizer
 from tf_bert_seqgen.config import read_config_json
 from tf_bert_seqgen.export import (
@@ -21,14 +22,25 @@ from tf_bert_seqgen.export import (
     read_export_info,
 )
 from tf_bert_seqgen.export.warmup import CACHE_FLAG, warm_cache
+from tf_bert_seqgen.generation import GenerationConfig
 from tf_bert_seqgen.io_utils import atomic_file
 from tf_bert_seqgen.text_generators import CheckpointTexts, SavedModelTexts, generate_in_order
 
 
 def generation_options(args) -> dict:
-    options = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
-               "length_penalty": args.length_penalty}
-    return {k: v for k, v in options.items() if v is not None}
+    """The decoding flags given (`add_decoding_flags`), as `GenerationConfig` options."""
+    options = field_values(args, GenerationConfig, [n for n in DECODING_FLAGS if hasattr(args, n)], given_only=True)
+    return {**options, **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens is not None else {})}
+
+
+# GenerationConfig's fields the inference commands take as flags, None (not given) by default: the
+# model's or the export's own decoding then holds.
+DECODING_FLAGS = ("num_beams", "length_penalty")
+
+
+def add_decoding_flags(p, beams: bool = True):
+    add_field_flags(p, GenerationConfig, DECODING_FLAGS if beams else DECODING_FLAGS[1:], defaults=False)
+    p.add_argument("--max-new-tokens", type=int, help="tokens to generate at most (max_length - 1)")
 
 
 def _read_texts(args) -> list[str]:
@@ -161,12 +173,6 @@ def cmd_info(args):
 
 def add_commands(commands):
     """Registers generate, export, convert and info on the `tf-bert-seqgen` sub-command parser."""
-    def decoding(p, beams=True):
-        if beams:
-            p.add_argument("--num-beams", type=int)
-        p.add_argument("--max-new-tokens", type=int)
-        p.add_argument("--length-penalty", type=float)
-
     def tokenizer_files(p):
         p.add_argument("--spm", help="spiece.model to use when the source has no tokenizer")
         p.add_argument("--vocab", help="WordPiece vocab.txt to use when the source has no tokenizer")
@@ -180,7 +186,7 @@ def add_commands(commands):
                                     "or not at all), instead of stdout; prints its path")
     p.add_argument("--batch-size", type=int, default=16, help="texts per batch (a progress bar on stderr "
                                                                 "when there is more than one)")
-    decoding(p)
+    add_decoding_flags(p)
     tokenizer_files(p)
     p.set_defaults(func=cmd_generate)
 
@@ -209,7 +215,7 @@ def add_commands(commands):
                         "length (default 16,32,64,... ); fewer buckets start faster and pad more")
     p.add_argument("--no-request-batching", action="store_true",
                    help="leave concurrent calls unbatched (a server that batches requests itself)")
-    decoding(p)
+    add_decoding_flags(p)
     tokenizer_files(p)
     p.set_defaults(func=cmd_export)
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -15,6 +14,7 @@ import tensorflow as tf
 
 from tf_bert_seqgen import training
 from tf_bert_seqgen.cli.errors import as_flags
+from tf_bert_seqgen.cli.flags import add_field_flags, field_values
 from tf_bert_seqgen.cli.sources import default_model_dir
 from tf_bert_seqgen.export import latest_version_dir
 from tf_bert_seqgen.io_utils import atomic_file
@@ -35,18 +35,20 @@ def make_strategy(name: str):
     raise ValueError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
 
 
+# TrainingConfig's fields the finetune command takes as flags of the same names (`cli.flags`).
+TRAINING_FLAGS = ("steps", "batch_size", "accumulate", "xla", "learning_rate", "warmup_steps", "optimizer",
+                  "weight_decay", "clipnorm", "global_clipnorm", "adam_epsilon", "label_smoothing",
+                  "freeze_word_embeddings", "max_source_length", "max_target_length", "steps_per_checkpoint",
+                  "eval_every", "seed")
+
+
 def training_config(args):
+    values = field_values(args, training.TrainingConfig, TRAINING_FLAGS)
+    values["clipnorm"] = values["clipnorm"] or None  # --clipnorm 0: none
     generation = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens}
     return training.TrainingConfig(
-        steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, xla=args.xla,
-        learning_rate=args.learning_rate, warmup_steps=args.warmup,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, clipnorm=args.clipnorm or None,
-        global_clipnorm=args.global_clipnorm or None, adam_epsilon=args.adam_epsilon,
-        label_smoothing=args.label_smoothing, freeze_word_embeddings=args.freeze_word_embeddings,
-        max_source_length=args.max_source_length,
-        max_target_length=args.max_target_length, steps_per_checkpoint=args.steps_per_checkpoint,
-        eval_every=args.eval_every, mixed_precision=args.mixed_precision and f"mixed_{args.mixed_precision}",
-        seed=args.seed, verbose=args.verbose, generation=generation)
+        **values, mixed_precision=args.mixed_precision and f"mixed_{args.mixed_precision}", verbose=args.verbose,
+        generation=generation)
 
 
 def cmd_finetune(args):
@@ -110,39 +112,23 @@ def add_commands(subparsers):
     p.add_argument("--train", required=True, help=".tsv (source<TAB>target) or .jsonl ({source, target})")
     p.add_argument("--eval", help="dev data: dev loss and generation metrics at each checkpoint")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model/, export/)")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=32, help="global batch (all replicas)")
-    p.add_argument("--accumulate", type=int, default=1, metavar="N",
-                   help="update with the mean gradient of N batches (an effective batch of N x --batch-size)")
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
-                   help="the training step under XLA (falls back to graph mode, with a warning, where it does "
-                        "not compile); --no-xla: graph mode")
-    p.add_argument("--learning-rate", type=float, default=0.05,
-                   help="scale of the warm-up + rsqrt schedule (the paper: 0.05); peak = lr / sqrt(hidden * warmup)")
-    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
-    p.add_argument("--optimizer", choices=["adam", "adamw"], default="adam")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW only")
-    p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient tensor's norm; 0 = none")
-    p.add_argument("--global-clipnorm", type=float, help="clip the norm of all gradients together")
-    p.add_argument("--adam-epsilon", type=float, default=1e-9, help="tensor2tensor's 1e-9; BERT's is 1e-6")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--freeze-word-embeddings", action="store_true",
-                   help="keep the pre-trained word embeddings (and the tied LM head) fixed: a large vocabulary on a "
-                        "small set")
+    add_field_flags(p, training.TrainingConfig, TRAINING_FLAGS[:TRAINING_FLAGS.index("max_source_length")],
+                    batch_size={"help": "global batch (all replicas)"},
+                    accumulate={"metavar": "N"},
+                    warmup_steps={"flags": ["--warmup", "--warmup-steps"]},
+                    optimizer={"choices": ["adam", "adamw"]},
+                    clipnorm={"help": "clip each gradient tensor's norm; 0 = none"})
     p.add_argument("--dropout", type=float, help="override hidden and attention dropout")
     p.add_argument("--cross-attention", choices=["random", "self_attention"], default="random",
                    help="bert:/share: start the decoder's cross-attention random (the paper) or as a copy of "
                         "each layer's pre-trained self-attention (far better on small data)")
-    p.add_argument("--max-source-length", type=int, default=128)
-    p.add_argument("--max-target-length", type=int, default=128)
-    p.add_argument("--steps-per-checkpoint", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=1, help="generation metrics every N checkpoints (0: at end)")
+    add_field_flags(p, training.TrainingConfig, TRAINING_FLAGS[TRAINING_FLAGS.index("max_source_length"):-1])
     p.add_argument("--num-beams", type=int, default=1, help="decoding for evaluation and the export")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--mixed-precision", choices=["float16", "bfloat16"])
     p.add_argument("--strategy", choices=STRATEGIES, default="none",
                    help="multi-worker reads TF_CONFIG; non-chief workers write under OUT/worker_<i>")
-    p.add_argument("--seed", type=int, default=0)
+    add_field_flags(p, training.TrainingConfig, ["seed"])
     p.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (0, 1 progress bar, 2 a line)")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.set_defaults(func=cmd_finetune)
