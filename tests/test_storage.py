@@ -40,7 +40,9 @@ def _matrices(forms):
 
 
 # Blocks of 5 rows of 24 inputs: a 50-row matrix makes 10 blocks; blocks of 7 rows leave a remainder of 1.
-FORMS = [Form(name, rows * 24) for name in STREAMED_FORMS for rows in (5, 7)]
+# Two lanes: groups of 10 (5 whole, none left) and of 14 rows (3 whole, 8 left).
+FORMS = [Form(name, rows * 24, lanes) for name in STREAMED_FORMS for rows in (5, 7) for lanes in (1, 2)
+         if name != "dequantized" or lanes == 1]
 
 
 @pytest.mark.parametrize("form", FORMS, ids=str)
@@ -109,9 +111,9 @@ def test_matrices_widened_once_per_call_give_the_same_products():
 
 
 def test_forms_parse_and_round_trip():
-    forms = ProductForms(((1, Form("blocks", 2 ** 19)), (4, Form("row_blocks", 2 ** 18))), Form("dequantized"))
+    forms = ProductForms(((1, Form("blocks", 2 ** 19, lanes=2)), (4, Form("row_blocks", 2 ** 18))), Form("dequantized"))
     assert ProductForms.from_dict(forms.to_dict()) == forms
-    assert forms.to_dict() == {"decode": {"1": "blocks/524288", "4": "row_blocks/262144"}, "encoder": "dequantized"}
+    assert forms.to_dict() == {"decode": {"1": "blocks/524288x2", "4": "row_blocks/262144"}, "encoder": "dequantized"}
     assert forms.for_rows(4) == Form("row_blocks", 2 ** 18)
     assert forms.for_rows(2) == forms.for_rows(None) == Form("dequantized")  # not measured: float32's form
     with pytest.raises(ValueError, match="unknown product form 'tiles'"):

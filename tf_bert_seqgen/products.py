@@ -7,8 +7,10 @@ bfloat16), under XLA: `streamed`, whose forms are measured per row count on the 
 (`tuning.measure_forms`), because XLA CPU runs them at very different speeds:
 
 - XLA fuses the conversion to float32 into a one-row product, but its fused loop streams a 4096 x 1024
-  int8 matrix at about 6 GB/s from memory against 16-25 GB/s for the same loop over blocks of a few hundred
-  rows (`blocks`: a `tf.while_loop` over row blocks, each converted and multiplied where it sits in cache);
+  int8 matrix at about 6 GB/s from memory against 9-10 GB/s for the same loop over blocks of a few hundred
+  rows (`blocks`: a `tf.while_loop` over row blocks, each converted and multiplied where it sits in cache),
+  and 21-22 GB/s with two blocks per iteration (`Form.lanes`: each fused loop runs on one thread, two
+  independent ones on two; 24 such matrices, 2 cores of an AMD EPYC family 25);
 - at a few rows, each row's product by a block while the block is in cache (`row_blocks`); converting a
   block once for all rows and multiplying it as float32 (the plain or the broadcast form) ran 1.5-3x slower;
 - from 4-8 rows on the products are bound by XLA's arithmetic, not by bytes: `dequantized` multiplies by
@@ -16,7 +18,7 @@ bfloat16), under XLA: `streamed`, whose forms are measured per row count on the 
   speed per step, plus one pass over the weights per request (50-60 ms for the full-size model).
 Each block form is a loop over the matrix, which costs about 10-20 us per block on these machines: many
 small matrices (a 768-wide model) gain less than a few large ones.
-Figures: `benchmarks/product_forms.py --stored` and the export's info file.
+Figures: the timings `tuning.measure_forms` records in an int8 / bfloat16 export's info file.
 
 Shapes: r = rows, B = rows of a block.
 """
@@ -134,25 +136,33 @@ def _few_rows(x, row_count):
 @dataclasses.dataclass(frozen=True)
 class Form:
     """How one product by a stored matrix is written: one of `STREAMED_FORMS`, and for the block forms the
-    elements of a block (its rows are that over the matrix's inputs; 2**18 = 1 MB of float32)."""
+    elements of a block (its rows are that over the matrix's inputs; 2**18 = 1 MB of float32) and the
+    blocks each loop iteration multiplies (`lanes`): independent products, which XLA CPU runs on as many
+    threads, where its fused loop over one block runs on one."""
 
     name: str
     block_elements: int = 2 ** 18
+    lanes: int = 1
 
     def __post_init__(self):
         if self.name not in STREAMED_FORMS:
             raise ValueError(f"unknown product form {self.name!r}; known: {', '.join(STREAMED_FORMS)}")
-        if self.block_elements < 1:
-            raise ValueError(f"block_elements must be >= 1, got {self.block_elements}")
+        if self.block_elements < 1 or self.lanes < 1:
+            raise ValueError(f"block_elements and lanes must be >= 1, got {self.block_elements}, {self.lanes}")
 
     def __str__(self):
-        return self.name if self.name == "dequantized" else f"{self.name}/{self.block_elements}"
+        if self.name == "dequantized":
+            return self.name
+        return f"{self.name}/{self.block_elements}" + (f"x{self.lanes}" if self.lanes > 1 else "")
 
     @classmethod
     def parse(cls, text: str) -> Form:
-        """The inverse of `str`: "blocks/262144", "dequantized"."""
-        name, _, elements = str(text).partition("/")
-        return cls(name, int(elements)) if elements else cls(name)
+        """The inverse of `str`: "blocks/262144", "blocks/262144x2", "dequantized"."""
+        name, _, size = str(text).partition("/")
+        if not size:
+            return cls(name)
+        elements, _, lanes = size.partition("x")
+        return cls(name, int(elements), int(lanes or 1))
 
 
 DEQUANTIZED = Form("dequantized")
@@ -196,31 +206,35 @@ def streamed(x, to_float32, stored, scale, form: Form):
         name = "blocks"  # one product per row needs the row count
 
     def product(rows):
-        products = _in_blocks(rows, stored, to_float32, max(form.block_elements // inputs, 1), _INNER[name])
+        products = _in_blocks(rows, stored, to_float32, max(form.block_elements // inputs, 1), _INNER[name],
+                              form.lanes)
         return products if scale is None else products * scale
 
     return as_rows(x, product, out)
 
 
-def _in_blocks(rows, stored, to_float32, block_rows, inner):
-    """rows [r, in] @ to_float32(stored)^T, a `tf.while_loop` over blocks of `block_rows` rows of `stored`
-    [out, in]: each block is converted to float32 where it sits in cache and multiplied by `inner`; the rows
-    past the last whole block form one product of their own."""
+def _in_blocks(rows, stored, to_float32, block_rows, inner, lanes=1):
+    """rows [r, in] @ to_float32(stored)^T, a `tf.while_loop` over groups of `lanes` blocks of `block_rows`
+    rows of `stored` [out, in]: each block is converted to float32 where it sits in cache and multiplied by
+    `inner`, the blocks of a group independently (so in parallel); the rows past the last whole group form
+    one product of their own."""
     out, inputs = stored.shape
-    count = out // block_rows
+    group_rows = block_rows * lanes
+    count = out // group_rows
     parts = []
     if count:
-        blocks = tf.reshape(stored[:count * block_rows] if count * block_rows < out else stored,
-                            [count, block_rows, inputs])
+        groups = tf.reshape(stored[:count * group_rows] if count * group_rows < out else stored,
+                            [count, lanes, block_rows, inputs])
 
         def body(i, products):
-            return i + 1, products.write(i, inner(rows, to_float32(tf.gather(blocks, i))))
+            group = tf.gather(groups, i)
+            return i + 1, products.write(i, tf.concat([inner(rows, to_float32(group[j])) for j in range(lanes)], 1))
 
-        products = tf.TensorArray(tf.float32, size=count, element_shape=[rows.shape[0], block_rows])
+        products = tf.TensorArray(tf.float32, size=count, element_shape=[rows.shape[0], group_rows])
         _, products = tf.while_loop(lambda i, _: i < count, body, (tf.constant(0), products))
-        parts.append(tf.reshape(tf.transpose(products.stack(), [1, 0, 2]), [-1, count * block_rows]))
-    if count * block_rows < out:
-        parts.append(inner(rows, to_float32(stored[count * block_rows:])))
+        parts.append(tf.reshape(tf.transpose(products.stack(), [1, 0, 2]), [-1, count * group_rows]))
+    if count * group_rows < out:
+        parts.append(inner(rows, to_float32(stored[count * group_rows:])))
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
 
 

@@ -13,6 +13,7 @@ stream more bytes than the caches hold, as the model does: the same bytes, the s
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -36,15 +37,25 @@ _MARGIN = 0.85
 def candidates(rows: int) -> list[Form]:
     """The forms worth measuring at `rows` rows. One row: blocks of 0.5-2 MB of float32 (the best size moves
     with the matrices' width). Two to four: one product per row of each block (its cost grows with each
-    row). From eight rows on the block forms ran 1.2-2x slower than float32's (`benchmarks/product_forms.py
-    --stored`): only `dequantized`, which is not timed. The float32 product is a candidate everywhere."""
+    row). Each with one block per loop iteration and with as many as `_lanes` gives (XLA runs each block's
+    fused loop on one thread: two blocks per iteration streamed 24 int8 4096 x 1024 matrices 2.2x faster on
+    2 cores of an AMD EPYC family 25). From eight rows on the block forms ran 1.2-2x slower than float32's
+    (timings recorded in int8 exports' info files): only `dequantized`, which is not timed. The float32 product is
+    a candidate everywhere."""
     if rows == 1:
-        found = [Form("blocks", 2 ** e) for e in (17, 18, 19)]
+        found = [Form("blocks", 2 ** e, lanes) for e in (17, 18, 19) for lanes in _lanes()]
     elif rows <= 4:
-        found = [Form("row_blocks", 2 ** 18), Form("row_blocks", 2 ** 19)]
+        found = [Form("row_blocks", 2 ** e, lanes) for e in (17, 18, 19) for lanes in _lanes()]
     else:
         found = []
     return [*found, DEQUANTIZED]
+
+
+def _lanes() -> list[int]:
+    """Blocks per loop iteration worth measuring: 1, and up to the threads TensorFlow runs an op on (at most
+    4: each block is a fused loop of its own)."""
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
+    return sorted({1, min(threads, 2), min(threads, 4)})
 
 
 def _shapes(config) -> tuple[list[tuple[int, int]], tuple[int, int]]:
