@@ -27,7 +27,7 @@ def shape_buckets(jit_compile: bool, max_batch_size: int, max_input_length: int,
     (checked), else powers of two (1, 2, 4, ... rows; 16, 32, ... tokens). Graph mode runs any shape and
     takes none."""
     if not jit_compile:
-        if row_buckets is not None or width_buckets is not None:
+        if row_buckets or width_buckets:  # what this returns for graph mode, [], passes again
             raise ValueError("row_buckets and width_buckets are for XLA exports (jit_compile), which "
                              "compile one program per shape; graph mode runs any shape")
         return [], []

@@ -58,8 +58,8 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
     stored = weights.store(model, dtype, jit_compile, forms)
     module = GenerationModule(stored, tokenizer, config, max_input_length, jit_compile=jit_compile,
                               max_batch_size=max_batch_size, truecase=truecase,
-                              batch_timeout_micros=batch_timeout_micros, row_buckets=rows or None,
-                              width_buckets=widths or None)
+                              batch_timeout_micros=batch_timeout_micros, row_buckets=rows,
+                              width_buckets=widths)
     with atomic_directory(export_dir, overwrite=overwrite) as tmp:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         warmup.write_warmup_requests(tmp, module)
