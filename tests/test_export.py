@@ -284,7 +284,8 @@ def _check_ops(directory):
 def test_signatures_and_bad_requests(exported, tokenizer):
     model, directory = exported
     loaded = tf.saved_model.load(directory)
-    assert set(loaded.signatures) == {"serving_default", "generate_with_options", "generate_ids", "score", "encode"}
+    assert set(loaded.signatures) == {"serving_default", "generate_with_options", "generate_with_options_per_text",
+                                      "generate_ids", "score", "encode"}
     serve = loaded.signatures["serving_default"]
     for batch in (["only one"], ["", "x"], [""], ["  \t "], ["word " * 2000], ["a b c"] * 256):
         out = serve(text=tf.constant(batch))["generated_text"]
@@ -302,6 +303,17 @@ def test_signatures_and_bad_requests(exported, tokenizer):
                     length_penalty=tf.constant(1.0))["generated_text"].numpy()
     assert [s.decode() for s in short] == _expected(model, tokenizer, TEXTS[:2],
                                                     **{**EXPORTED, "max_new_tokens": 3, "length_penalty": 1.0})
+    # Each text its own options, in one request: each decodes as it would alone.
+    per_text = loaded.signatures["generate_with_options_per_text"]
+    mixed = per_text(text=tf.constant(TEXTS[:3]), max_new_tokens=tf.constant([3, 5, 3]),
+                     length_penalty=tf.constant([1.0, 1.0, 0.6]))["generated_text"].numpy()
+    assert [s.decode() for s in mixed] == [
+        _expected(model, tokenizer, [text], **{**EXPORTED, "max_new_tokens": n, "length_penalty": p})[0]
+        for text, n, p in zip(TEXTS[:3], [3, 5, 3], [1.0, 1.0, 0.6])]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_new_tokens needs one value per text"):
+        per_text(text=tf.constant(TEXTS[:2]), max_new_tokens=tf.constant([3]), length_penalty=tf.constant([1.0, 1.0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="length_penalty needs one value per text"):
+        per_text(text=tf.constant(TEXTS[:2]), max_new_tokens=tf.constant([3, 3]), length_penalty=tf.constant([1.0]))
     ids = tokenizer(TEXTS[:2])
     out_ids = loaded.signatures["generate_ids"](input_ids=tf.constant(ids["input_ids"]),
                                                 attention_mask=tf.constant(ids["attention_mask"]))["output_ids"]
@@ -352,7 +364,9 @@ def test_warmup_file_parses_and_runs(exported):
     _, directory = exported
     requests = _warmup_requests(directory)
     # Graph mode runs any shape: one request to each signature TF Serving's batching accepts.
-    assert [signature for signature, _ in requests] == ["serving_default", "score", "encode"]
+    assert [signature for signature, _ in requests] == ["serving_default", "generate_with_options_per_text",
+                                                        "score", "encode"]
+    assert requests[1][1]["max_new_tokens"].dtype == np.int32 and list(requests[1][1]["max_new_tokens"]) == [1]
     _replay(directory, requests)
 
 

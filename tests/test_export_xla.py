@@ -53,16 +53,20 @@ def test_xla_variant_gives_the_same_strings(xla_exported, tokenizer):
     np.testing.assert_array_equal(out["output_ids"].numpy(),
                                   model.generate(ids["input_ids"], ids["attention_mask"], max_new_tokens=8).numpy())
     assert _batch_ops(directory) == set(), "batch_timeout_micros=None: calls are not batched"
-    # XLA compiles per (row bucket, source width bucket): the warm-up holds a request of each row bucket
-    # (1 and 4 = max_batch_size) for each width bucket (16 and 48 = this tokenizer's max_length).
+    # XLA compiles per (row bucket, source width bucket): after one serving_default request, the warm-up
+    # holds a one-token request of each row bucket (1 and 4 = max_batch_size) for each width bucket (16 and
+    # 48 = this tokenizer's max_length).
     requests = _warmup_requests(directory)
+    assert requests[0][0] == "serving_default" and len(requests[0][1]["text"]) == 1
+    per_text = [inputs for signature, inputs in requests if signature == "generate_with_options_per_text"]
     shapes = [(len(inputs["text"]), max(len(tokenizer.encode(t.decode())) for t in inputs["text"]))
-              for signature, inputs in requests if signature == "serving_default"]
+              for inputs in per_text]
     assert sorted((rows, 16 if w <= 16 else 48) for rows, w in shapes) == [
         (rows, width) for rows in (1, 4) for width in (16, 48)], shapes
+    assert all(list(inputs["max_new_tokens"]) == [1] * len(inputs["text"]) for inputs in per_text)
     info = read_export_info(directory)
     assert (info["row_buckets"], info["width_buckets"]) == ([1, 4], [16, 48])
-    assert [signature for signature, _ in requests[len(shapes):]] == ["score", "encode"]
+    assert [signature for signature, _ in requests[1 + len(shapes):]] == ["score", "encode"]
     _replay(directory, requests)
 
 

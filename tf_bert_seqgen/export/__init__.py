@@ -10,6 +10,8 @@ encoder, the decode loop, detokenization. Loading needs only `tensorflow` and `t
 Signatures (b = batch, s = source length, m = max_length, h = hidden):
     serving_default        text [b] string -> generated_text [b] string
     generate_with_options  text [b], max_new_tokens [] int32, length_penalty [] float32 -> generated_text [b]
+    generate_with_options_per_text
+                           text [b], max_new_tokens [b] int32, length_penalty [b] float32 -> generated_text [b]
     generate_ids           input_ids [b, s] int32, attention_mask [b, s] int32 -> output_ids [b, m] int32
     score                  source_text [b], target_text [b] -> log_likelihood [b] float32, num_tokens [b] int32
     encode                 text [b] -> encoder_hidden_states [b, s, h] float32, attention_mask [b, s] int32
@@ -22,7 +24,7 @@ from the source, English rules for new material; "if topdown is false , the trip
 is false, the triple ..."): every text signature returns that text. `truecase=False` at export keeps the
 tokenizer's own decoding; a cased tokenizer never needs it.
 
-Concurrent calls of the text signatures (`serving_default`, the module's `__call__`, `generate_with_options`)
+Concurrent calls of the text signatures (`serving_default`, the module's `__call__`, the two `generate_with_options`)
 are batched inside the graph (`batch_timeout_micros`, TF's BatchFunction op): calls of up to `max_batch_size`
 texts that arrive while a batch runs, or within the timeout, run as one batch, one batch at a time (rows
 with other options in their own decode). A decode step streams the same weights for one row or thirty-two,

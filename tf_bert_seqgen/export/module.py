@@ -204,9 +204,13 @@ class GenerationModule(tf.Module):
         return generated
 
     def _batched_calls(self, text, max_new_tokens, length_penalty):
-        """text [b], max_new_tokens [], length_penalty [] -> generated text [b]; concurrent calls of either
-        text signature joined into one batch (`rows.batched`) unless batch_timeout_micros is None."""
-        rows = [text, tf.fill(tf.shape(text), max_new_tokens), tf.fill(tf.shape(text), length_penalty)]
+        """text [b], max_new_tokens [], length_penalty [] -> generated text [b] (`_batched_rows`)."""
+        return self._batched_rows([text, tf.fill(tf.shape(text), max_new_tokens),
+                                   tf.fill(tf.shape(text), length_penalty)])
+
+    def _batched_rows(self, rows):
+        """rows = text, max_new_tokens, length_penalty [b] -> generated text [b]; concurrent calls of the text
+        signatures joined into one batch (`rows.batched`) unless batch_timeout_micros is None."""
         generate = self._generate_rows_fn.get_concrete_function()
         if self.batch_timeout_micros is None:
             return generate(*rows)
@@ -226,6 +230,19 @@ class GenerationModule(tf.Module):
                                   tf.TensorSpec([], tf.float32, name="length_penalty")])
     def serve_text_with_options(self, text, max_new_tokens, length_penalty):
         return {"generated_text": self._batched_calls(text, max_new_tokens, length_penalty)}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                                  tf.TensorSpec([None], tf.float32, name="length_penalty")])
+    def serve_text_with_options_per_text(self, text, max_new_tokens, length_penalty):
+        """Options of each text: every input has the batch dimension, so TF Serving's --enable_batching joins
+        these requests (it refuses `generate_with_options`' scalars), and a warm-up record of one new token
+        compiles the program every text signature runs at that shape (the options are not part of it)."""
+        checks = [tf.debugging.assert_equal(tf.shape(option), tf.shape(text), message=f"{name} needs one "
+                                            "value per text")
+                  for name, option in (("max_new_tokens", max_new_tokens), ("length_penalty", length_penalty))]
+        with tf.control_dependencies(checks):
+            return {"generated_text": self._batched_rows([tf.identity(text), max_new_tokens, length_penalty])}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="input_ids"),
                                   tf.TensorSpec([None, None], tf.int32, name="attention_mask")])
@@ -286,6 +303,7 @@ class GenerationModule(tf.Module):
         return {
             "serving_default": self.serve_text,
             "generate_with_options": self.serve_text_with_options,
+            "generate_with_options_per_text": self.serve_text_with_options_per_text,
             "generate_ids": self.serve_ids,
             "score": self.serve_score,
             "encode": self.serve_encode,

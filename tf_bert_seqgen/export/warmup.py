@@ -2,14 +2,16 @@
 them traces a function or compiles a program.
 
 A graph-mode export runs any shape: one request per signature instantiates every function. An XLA export
-compiles one program per (row bucket, source width bucket) (`module.shape_buckets`): its
-records hold a request of each row count for each width, through `serving_default`, whose programs
-`generate_with_options` and `generate_ids` share; then `score` and `encode`. (Not the two that share
-programs: TF Serving's --enable_batching refuses a request with scalar inputs, `generate_with_options`, and
-a warm-up request that fails fails the model's load; `generate_ids` takes [b, s] ids, which its batching
-concatenates only at one common s.) Replayed with TF's
-persistent XLA cache (`TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR`, `warm_cache`), a second start
-loads those programs instead of compiling them.
+compiles one program per (row bucket, source width bucket) (`module.shape_buckets`), and every text
+signature and `generate_ids` run the same programs, whose decoding options are inputs, not part of them.
+Its records: one `serving_default` request (which instantiates that signature's function), then a request
+of each row count for each width through `generate_with_options_per_text` with one new token: the same
+program as a full-length request, compiled as much, run in a fraction of the time (replaying 32-row
+requests to full length was most of a warm-up's time); then `score` and `encode`. (Not
+`generate_with_options`: TF Serving's --enable_batching refuses its scalar inputs, and a warm-up request
+that fails fails the model's load; nor `generate_ids`, whose [b, s] ids its batching concatenates only at
+one common s.) Replayed with TF's persistent XLA cache (`TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR`,
+`warm_cache`), a second start loads those programs instead of compiling them.
 """
 
 from __future__ import annotations
@@ -48,11 +50,18 @@ def warmup_requests(module) -> list[tuple[str, dict]]:
     """(signature, inputs) of each record, in replay order (module docstring)."""
     text = WARMUP_TEXTS[0]
     if module.jit_compile:
-        requests = [("serving_default", {"text": [width_text] * rows})
-                    for width_text in width_texts(module) for rows in module.row_buckets]
+        texts = width_texts(module)
+        requests = [("serving_default", {"text": texts[:1]})]
+        requests += [_one_token([width_text] * rows, module) for width_text in texts for rows in module.row_buckets]
     else:
-        requests = [("serving_default", {"text": WARMUP_TEXTS})]  # the empty text skips the model
+        requests = [("serving_default", {"text": WARMUP_TEXTS}), _one_token([text], module)]  # "" skips the model
     return requests + [("score", {"source_text": [text], "target_text": [text]}), ("encode", {"text": [text]})]
+
+
+def _one_token(texts: list[str], module) -> tuple[str, dict]:
+    """A `generate_with_options_per_text` request of `texts` that decodes one new token each."""
+    return ("generate_with_options_per_text", {"text": texts, "max_new_tokens": [1] * len(texts),
+                                               "length_penalty": [float(module.config.length_penalty)] * len(texts)})
 
 
 def write_warmup_requests(export_dir: str, module):
