@@ -309,7 +309,7 @@ def test_signatures_and_bad_requests(exported, tokenizer):
                      length_penalty=tf.constant([1.0, 1.0, 0.6]))["generated_text"].numpy()
     assert [s.decode() for s in mixed] == [
         _expected(model, tokenizer, [text], **{**EXPORTED, "max_new_tokens": n, "length_penalty": p})[0]
-        for text, n, p in zip(TEXTS[:3], [3, 5, 3], [1.0, 1.0, 0.6])]
+        for text, n, p in zip(TEXTS[:3], [3, 5, 3], [1.0, 1.0, 0.6], strict=True)]
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_new_tokens needs one value per text"):
         per_text(text=tf.constant(TEXTS[:2]), max_new_tokens=tf.constant([3]), length_penalty=tf.constant([1.0, 1.0]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="length_penalty needs one value per text"):
