@@ -85,6 +85,40 @@ def test_save_pretrained_round_trip_and_transformers_reads_it(tmp_path, hf_dir):
     assert np.abs(ours - ref).max() <= 1e-4
 
 
+def test_decoding_defaults_travel_in_generation_config_json(tmp_path, hf_dir):
+    """save_pretrained writes the model's decoding defaults where `transformers` reads them; loading reads
+    them back."""
+    model = EncoderDecoder.from_pretrained(hf_dir)
+    model.generation_defaults = {"num_beams": 3, "length_penalty": 0.8, "max_new_tokens": 7}
+    model.save_pretrained(str(tmp_path / "ours"))
+    with open(tmp_path / "ours" / "generation_config.json") as f:
+        written = json.load(f)
+    assert written == {"decoder_start_token_id": model.config.start_token_id, "bos_token_id": 2, "eos_token_id": 1,
+                       "pad_token_id": 0, "num_beams": 3, "length_penalty": 0.8, "max_new_tokens": 7}
+    assert EncoderDecoder.from_pretrained(str(tmp_path / "ours")).generation_defaults == model.generation_defaults
+
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    theirs = HFGenerationConfig.from_pretrained(str(tmp_path / "ours"))
+    assert (theirs.num_beams, theirs.length_penalty, theirs.max_new_tokens) == (3, 0.8, 7)
+
+
+def test_generation_config_written_by_transformers_is_read_and_checked(tmp_path, hf_dir):
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    directory = _copy_with_tensors(hf_dir, tmp_path / "theirs", lambda tensors: None)
+    HFGenerationConfig(num_beams=4, length_penalty=0.6, no_repeat_ngram_size=3, repetition_penalty=1.2,
+                       decoder_start_token_id=2, eos_token_id=1, pad_token_id=0).save_pretrained(directory)
+    with pytest.warns(UserWarning, match=r"not implement are ignored: \['repetition_penalty'\]"):
+        model = EncoderDecoder.from_pretrained(directory)
+    assert model.generation_defaults == {"num_beams": 4, "length_penalty": 0.6, "no_repeat_ngram_size": 3}
+
+    with open(os.path.join(directory, "generation_config.json"), "w") as f:
+        json.dump({"num_beams": 0}, f)
+    with pytest.raises(ConfigError, match=r"generation_config.json: num_beams must be >= 1"):
+        EncoderDecoder.from_pretrained(directory)
+
+
 def test_shared_save_round_trip(tmp_path):
     hf_encoder_decoder(seed=2, share=True).save_pretrained(tmp_path / "hf")
     model = EncoderDecoder.from_pretrained(str(tmp_path / "hf"))

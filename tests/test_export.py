@@ -95,7 +95,9 @@ SLICED = dict(max_new_tokens=12, max_batch_size=2)
 def exported(tmp_path_factory, tokenizer):
     model = _model(tokenizer, share=True, seed=3)
     directory = str(tmp_path_factory.mktemp("export") / "fusion" / "1")
-    export_saved_model(model, tokenizer, directory, **EXPORTED)
+    # The model's decoding defaults (a preset's, a checkpoint's) reach the export; an option given wins.
+    model.generation_defaults = {**EXPORTED, "max_new_tokens": 5}
+    export_saved_model(model, tokenizer, directory, max_new_tokens=EXPORTED["max_new_tokens"])
     return model, directory
 
 

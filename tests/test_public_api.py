@@ -10,6 +10,7 @@ HOME = {
     "BertForSeqGenerationConfig": "config",
     "ConfigError": "config",
     "EncoderDecoderConfig": "config",
+    "GenerationConfig": "generation_config",
     "BertForSeqGenerationDecoder": "models",
     "BertForSeqGenerationEncoderModel": "models",
     "EncoderDecoder": "models",

@@ -11,6 +11,7 @@ _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 with _quiet.quiet_import():
     from tf_bert_seqgen.config import BertForSeqGenerationConfig, ConfigError, EncoderDecoderConfig
     from tf_bert_seqgen.export import export_saved_model
+    from tf_bert_seqgen.generation_config import GenerationConfig
     from tf_bert_seqgen.models import (
         BertForSeqGenerationDecoder,
         BertForSeqGenerationEncoderModel,
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "EncoderDecoder",
     "EncoderDecoderConfig",
+    "GenerationConfig",
     "WordPieceTokenizer",
     "export_saved_model",
     "load_tokenizer",

@@ -11,112 +11,17 @@ m = max_length, V = vocab.
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
 from tf_bert_seqgen import storage
+from tf_bert_seqgen.generation_config import GenerationConfig  # noqa: F401  (also generation.GenerationConfig)
 
 NEG_INF = float("-inf")
 # Large, finite: keeps arithmetic on "impossible" beams away from inf - inf. Same constant as the reference.
 LARGE_NEGATIVE = -1.0e9
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationConfig:
-    """Decoding options, as `transformers`' GenerationConfig names them (a checkpoint's
-    generation_config.json holds them; an export's info file records them).
-
-    Attributes:
-        max_length: int. Generated tokens plus the decoder start token (`max_new_tokens` + 1).
-        min_length: int. Eos is blocked until a row has this many tokens (the start token counted).
-        num_beams: int. Beams per text; 1: greedy (or sampling).
-        length_penalty: float. Beam scores are divided by length ** this (`length_penalty_style`).
-        length_penalty_style: str. "hf": score / len ** lp; "gnmt": score / ((5 + len) / 6) ** lp.
-        early_stopping: bool or str. True, False or "never", as `transformers`.
-        no_repeat_ngram_size: int. No n-gram of this size occurs twice in a row's output; 0: off.
-        num_return_sequences: int. Outputs per text (at most num_beams).
-        do_sample: bool. Sample instead of taking the most likely token.
-        temperature: float. Sampling temperature.
-        top_k: int. Sample among the k most likely tokens; 0: all.
-        top_p: float. Sample among the most likely tokens of this total probability.
-        seed: int. The sampling seed.
-        copy_from_source: bool. Generate only tokens of the row's own source, `extra_token_ids` and eos.
-        extra_token_ids: tuple. Tokens copy-restricted decoding may add (connectives, say).
-        min_added_token_probability: float. A row that adds an extra token with a probability below this
-            returns its source unchanged; 0: off.
-        eos_token_id: int. End of sequence.
-        pad_token_id: int. Padding.
-        decoder_start_token_id: int. The decoder's first input.
-    """
-
-    max_length: int = 20
-    min_length: int = 0
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    length_penalty_style: str = "hf"  # "hf": score / len**lp; "gnmt": score / ((5 + len) / 6)**lp
-    early_stopping: bool | str = False  # True, False or "never", as `transformers`
-    no_repeat_ngram_size: int = 0
-    num_return_sequences: int = 1
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
-    # Copy-restricted decoding, for tasks that rewrite their input (fusion, splitting, simplification):
-    # only tokens of the row's own source, `extra_token_ids` (e.g. connectives) and eos may be generated.
-    copy_from_source: bool = False
-    extra_token_ids: tuple = ()
-    # Keep the source when unsure (as GECToR's minimum error probability): a row whose output adds an
-    # extra token its source lacks with a probability below this returns its source unchanged (as ids,
-    # cut at max_length like any output; as text, exactly as written). 0 turns it off.
-    min_added_token_probability: float = 0.0
-    eos_token_id: int = 1
-    pad_token_id: int = 0
-    decoder_start_token_id: int = 2
-
-    def __post_init__(self):
-        # Accepted as any sequence (a JSON config gives a list); kept as a tuple so the config hashes.
-        object.__setattr__(self, "extra_token_ids", tuple(int(i) for i in self.extra_token_ids))
-        if self.extra_token_ids and not self.copy_from_source:
-            raise ValueError("extra_token_ids only applies with copy_from_source=True")
-        if not 0.0 <= self.min_added_token_probability < 1.0:
-            raise ValueError(f"min_added_token_probability must be in [0, 1), got {self.min_added_token_probability}")
-        if self.min_added_token_probability and not (self.copy_from_source and self.extra_token_ids):
-            raise ValueError("min_added_token_probability applies with copy_from_source=True and extra_token_ids "
-                             "(the tokens a row may add to its source)")
-        if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
-        most = self.num_return_sequences if self.do_sample and self.num_beams == 1 else self.num_beams
-        if not 1 <= self.num_return_sequences <= most:
-            raise ValueError(f"num_return_sequences ({self.num_return_sequences}) must be between 1 and num_beams "
-                             f"({self.num_beams}) for beam search and greedy decoding")
-        if self.max_length < 2:
-            raise ValueError(f"max_length must be >= 2 (the start token plus one), got {self.max_length}")
-        if self.length_penalty_style not in ("hf", "gnmt"):
-            raise ValueError(f"length_penalty_style must be 'hf' or 'gnmt', got {self.length_penalty_style!r}")
-        if self.early_stopping not in (True, False, "never"):
-            raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
-        if self.do_sample and not (self.temperature > 0 and 0 < self.top_p <= 1 and self.top_k >= 0):
-            raise ValueError("sampling needs temperature > 0, 0 < top_p <= 1 and top_k >= 0")
-
-    def static_key(self):
-        """Options that change the graph; the rest are fed as tensors (no retracing when they change)."""
-        return (self.max_length, self.num_beams, self.length_penalty_style, self.early_stopping,
-                self.no_repeat_ngram_size, self.num_return_sequences, self.do_sample, self.top_k,
-                self.copy_from_source, self.extra_token_ids, self.keeps_unsure_sources,
-                self.eos_token_id, self.pad_token_id, self.decoder_start_token_id)
-
-    @property
-    def keeps_unsure_sources(self) -> bool:
-        return self.min_added_token_probability > 0
-
-    @property
-    def max_new_tokens(self) -> int:
-        """Tokens generated at most: `max_length` less the decoder start token."""
-        return self.max_length - 1
 
 
 def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:

@@ -15,6 +15,7 @@ from tf_bert_seqgen.checkpoints import bert, hf, preset_models
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig
 from tf_bert_seqgen.cpu import warn_if_bfloat16_is_emulated
 from tf_bert_seqgen.fit_hooks import TrainingHooks
+from tf_bert_seqgen.generation_config import merged_options
 from tf_bert_seqgen.layers import (
     Attention,
     Dense,
@@ -372,11 +373,8 @@ class EncoderDecoder(TrainingHooks, keras.Model):
         # Generation sits above models (it drives any model through decode_step): imported on call.
         from tf_bert_seqgen import generation
 
-        defaults = dict(self.generation_defaults)
-        if "max_length" in options:  # an explicit max_length is not overridden by a default max_new_tokens
-            defaults.pop("max_new_tokens", None)
         return generation.generate(self, input_ids, attention_mask, jit_compile=jit_compile,
-                                   **{**defaults, **options})
+                                   **merged_options(self.generation_defaults, options))
 
     def save_pretrained(self, directory, tokenizer=None):
         """Writes config.json + model.safetensors in the HF layout (and tokenizer files), atomically."""

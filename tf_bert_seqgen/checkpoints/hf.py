@@ -16,6 +16,7 @@ from tf_bert_seqgen.checkpoints import bert
 from tf_bert_seqgen.checkpoints.files import WEIGHT_FILES, read_tensors, resolve  # noqa: F401  (hf.resolve, ...)
 from tf_bert_seqgen.checkpoints.weight_map import CheckpointError, assign, bind, collect, hf_name, model_class
 from tf_bert_seqgen.config import BertForSeqGenerationConfig, EncoderDecoderConfig, read_config_json
+from tf_bert_seqgen.generation_config import generation_config_json, read_generation_defaults
 from tf_bert_seqgen.io_utils import atomic_directory
 
 
@@ -54,7 +55,8 @@ def encoder_decoder_entries(model):
 
 
 def load_encoder_decoder(path: str, cls=None, **config_overrides):
-    """Builds an `EncoderDecoder` (or `cls`, a subclass) from an HF EncoderDecoderModel directory or hub name."""
+    """Builds an `EncoderDecoder` (or `cls`, a subclass) from an HF EncoderDecoderModel directory or hub name;
+    its generation_config.json's decoding options become `generation_defaults`."""
     directory = resolve(path)
     config_path = os.path.join(directory, "config.json")
     values = read_config_json(config_path)
@@ -68,6 +70,9 @@ def load_encoder_decoder(path: str, cls=None, **config_overrides):
     # The LM-head bias is not in every released checkpoint; zeros is what the reference starts from.
     assign(encoder_decoder_entries(model), tensors, directory, optional={"decoder.lm_head.bias"},
            ignore=_ignorable)
+    generation_path = os.path.join(directory, "generation_config.json")
+    if os.path.exists(generation_path):
+        model.generation_defaults = read_generation_defaults(generation_path)
     return model
 
 
@@ -100,7 +105,8 @@ def load_stack(cls, path: str, **config_overrides):
 
 
 def save_encoder_decoder(model, directory: str, tokenizer=None):
-    """config.json + model.safetensors (+ generation_config.json, tokenizer files), atomically.
+    """config.json + model.safetensors + generation_config.json (the token ids and the model's decoding
+    defaults, `generation_defaults`) (+ tokenizer files), atomically.
 
     Shared weights are written under both the encoder's and the decoder's names: `transformers` 5 no
     longer ties them on load, and a checkpoint it reads wrong would be worse than a larger file.
@@ -113,10 +119,10 @@ def save_encoder_decoder(model, directory: str, tokenizer=None):
     with atomic_directory(directory) as tmp:
         with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config.to_hf_dict(), f, indent=2, sort_keys=True)
+        token_ids = {"decoder_start_token_id": config.start_token_id, "bos_token_id": config.decoder.bos_token_id,
+                     "eos_token_id": config.decoder.eos_token_id, "pad_token_id": config.decoder.pad_token_id}
         with open(os.path.join(tmp, "generation_config.json"), "w", encoding="utf-8") as f:
-            json.dump({"decoder_start_token_id": config.start_token_id, "bos_token_id": config.decoder.bos_token_id,
-                       "eos_token_id": config.decoder.eos_token_id, "pad_token_id": config.decoder.pad_token_id},
-                      f, indent=2)
+            json.dump(generation_config_json(token_ids, model.generation_defaults), f, indent=2)
         save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)

@@ -42,7 +42,8 @@ def load_encoder_decoder(name_or_path, dtype=None, num_heads: int | None = None,
         model = hf.load_encoder_decoder(located.directory, cls, **config_overrides)
     if dtype is not None and dtype != model.dtype_policy.name:
         model = model.cast(dtype)
-    model.generation_defaults = located.generation_options()
+    # The preset's decoding (the paper's) over what the checkpoint's generation_config.json says.
+    model.generation_defaults = {**model.generation_defaults, **located.generation_options()}
     model.preset = located.preset
     return model
 

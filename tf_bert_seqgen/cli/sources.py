@@ -52,9 +52,10 @@ def kind_of(path: str) -> str:
 def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):
     """(model, tokenizer, decoding defaults) from any supported source.
 
-    Decoding defaults come from the release's preset: a preset name's (roberta24_bbc, ...), a TF Hub
-    module's (matched by handle), or the `preset.json` that `convert` writes beside a converted
-    checkpoint; none for other checkpoints. A preset's input preparation comes with its tokenizer.
+    Decoding defaults: the model's (`generation_defaults`: its checkpoint's generation_config.json, under
+    the release's preset when there is one: a preset name's (roberta24_bbc, ...), a TF Hub module's
+    (matched by handle), or the `preset.json` that `convert` writes beside a converted checkpoint). A
+    preset's input preparation comes with its tokenizer.
     """
     kind = kind_of(path)
     if kind == "savedmodel":
@@ -68,10 +69,10 @@ def load_model_and_tokenizer(path: str, spm=None, vocab=None, num_heads=None):
         tokenizer = BertForSeqGenerationTokenizer(spm) if spm else WordPieceTokenizer(vocab)
     else:
         tokenizer = load_tokenizer(path)
-    return model, tokenizer, preset_decoding(model.preset) if model.preset is not None else {}
+    inputs = {"max_input_length": model.preset.max_input_length} if model.preset is not None else {}
+    return model, tokenizer, {**model.generation_defaults, **inputs}
 
 
 def preset_decoding(preset) -> dict:
-    return {"num_beams": preset.num_beams, "length_penalty": preset.length_penalty,
-            "length_penalty_style": preset.length_penalty_style,
-            "max_new_tokens": preset.max_output_length or None, "max_input_length": preset.max_input_length}
+    """A preset's decoding defaults and its longest input (what a TF Hub module's model lacks)."""
+    return {**preset.generation_options(), "max_input_length": preset.max_input_length}

@@ -12,6 +12,7 @@ from tf_bert_seqgen.export import rows as row_policy
 from tf_bert_seqgen.export import warmup, weights
 from tf_bert_seqgen.export.files import EXPORT_TOKENIZER_DIR, read_export_info, write_export_info
 from tf_bert_seqgen.export.module import GenerationModule, shape_buckets
+from tf_bert_seqgen.generation_config import merged_options
 from tf_bert_seqgen.io_utils import atomic_directory
 from tf_bert_seqgen.models import EncoderDecoder
 from tf_bert_seqgen.products import ProductForms
@@ -44,9 +45,11 @@ def export_saved_model(model, tokenizer, export_dir: str, *, max_input_length: i
         ascending, ending at max_batch_size and max_input_length: one program per pair, each compiled (or
         loaded) at every start. None: powers of two. Fewer buckets start faster and pad more (the export
         guide's measurements).
-    generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...).
+    generation_options: as `EncoderDecoder.generate` (num_beams, max_new_tokens, length_penalty, ...); those
+        not given come from the model's `generation_defaults`, as in `generate`.
     """
-    config = generation.resolve_config(model.config, **generation_options)
+    options = merged_options(getattr(model, "generation_defaults", {}), generation_options)
+    config = generation.resolve_config(model.config, **options)
     if config.num_return_sequences != 1:
         raise ValueError("text signatures return one text per input: num_return_sequences must be 1")
     max_input_length = max_input_length or min(tokenizer.max_length or 512,
