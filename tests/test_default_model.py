@@ -4,6 +4,7 @@ Its quality is checked where a user meets it: the SavedModel's default signature
 written) on the held-out kind of prose (quotations, a kind no training, dev or test pair comes from),
 against the targets as written."""
 
+import functools
 import json
 import os
 
@@ -23,6 +24,15 @@ def _generate(model_dir, texts, batch_size=64):
             for t in served(text=tf.constant(texts[start:start + batch_size]))["generated_text"].numpy()]
 
 
+@functools.cache
+def _shipped_on(split: str) -> tuple[list[str], list[str], list[str]]:
+    """(sources, targets, the shipped export's outputs) of every third pair of `split`: decoded once for the
+    tests of this file (which share a worker)."""
+    pairs = load_fusion_split(split)[::3]
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    return sources, targets, _generate(default_model_dir(), sources, 32)
+
+
 @pytest.mark.large
 def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_words():
     model_dir = default_model_dir()
@@ -30,9 +40,7 @@ def test_default_model_fuses_held_out_prose_better_than_copying_and_invents_few_
     # Every third held-out pair (346 of 1,038): the figures of the whole split within 0.3 point (fusion/5:
     # SARI on cased words 71.8 against 71.5, copying 59.6 both, novel words 1.45% against 1.49%) at a third
     # of its decoding time; benchmarks/warm_start/run.py scores the whole split.
-    pairs = load_fusion_split("heldout")[::3]
-    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-    outputs = _generate(model_dir, sources)
+    sources, targets, outputs = _shipped_on("heldout")
     # Scored as written: case-sensitive, words split on whitespace ("bull - dog" is not "bull-dog").
     model = sari(sources, outputs, targets, lowercase=False, tokenize="none")
     copy = sari(sources, sources, targets, lowercase=False, tokenize="none")  # return the source unchanged
@@ -60,9 +68,8 @@ def test_the_default_model_exported_as_int8_writes_what_it_writes(tmp_path):
     assert int8["generation"] == shipped["generation"] and int8["truecase"] == shipped["truecase"]
     assert (int8["weights_dtype"], int8["jit_compile"]) == ("int8", True)
     for split in ("test", "heldout"):
-        pairs = load_fusion_split(split)[::3]
-        sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-        reference, outputs = _generate(model_dir, sources, 32), _generate(int8_dir, sources, 32)
+        sources, targets, reference = _shipped_on(split)
+        outputs = _generate(int8_dir, sources, 32)
         same = sum(a == b for a, b in zip(outputs, reference, strict=True))
         assert same >= 0.95 * len(sources), (split, same, len(sources))
         scores = [sari(sources, o, targets, lowercase=False, tokenize="none") for o in (reference, outputs)]
