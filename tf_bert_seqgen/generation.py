@@ -17,24 +17,20 @@ import numpy as np
 import tensorflow as tf
 
 from tf_bert_seqgen import storage
-from tf_bert_seqgen.generation_config import GenerationConfig  # noqa: F401  (also generation.GenerationConfig)
+from tf_bert_seqgen.generation_config import GenerationConfig, config_fields  # noqa: F401  (also generation.GenerationConfig)
 
 NEG_INF = float("-inf")
 # Large, finite: keeps arithmetic on "impossible" beams away from inf - inf. Same constant as the reference.
 LARGE_NEGATIVE = -1.0e9
 
 
-def resolve_config(model_config, max_length=None, max_new_tokens=None, **options) -> GenerationConfig:
-    """Fills token ids from the model config; `max_new_tokens` wins over `max_length` (as `transformers`)."""
+def resolve_config(model_config, **options) -> GenerationConfig:
+    """Fills token ids from the model config; `max_new_tokens` wins over `max_length` (as `transformers`,
+    `generation_config.config_fields`)."""
     options.setdefault("eos_token_id", model_config.decoder.eos_token_id)
     options.setdefault("pad_token_id", model_config.decoder.pad_token_id)
     options.setdefault("decoder_start_token_id", model_config.start_token_id)
-    options = {k: v for k, v in options.items() if v is not None}
-    if max_new_tokens is not None:
-        max_length = max_new_tokens + 1
-    if max_length is not None:
-        options["max_length"] = max_length
-    config = GenerationConfig(**options)
+    config = GenerationConfig(**config_fields(options))
     if config.max_length > model_config.decoder.max_position_embeddings:
         raise ValueError(f"max_length {config.max_length} exceeds the decoder's max_position_embeddings "
                          f"({model_config.decoder.max_position_embeddings})")

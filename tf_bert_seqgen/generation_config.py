@@ -129,17 +129,24 @@ def merged_options(defaults: dict, options: dict) -> dict:
     return {**defaults, **options}
 
 
+def config_fields(options: dict) -> dict:
+    """Decoding `options` as `GenerationConfig` fields: the one place lengths convert (`max_new_tokens`, when
+    given, wins over `max_length`, as in `transformers`: max_length = max_new_tokens + the start token);
+    options set to None are left out."""
+    fields = {k: v for k, v in options.items() if v is not None and k != "max_new_tokens"}
+    if options.get("max_new_tokens") is not None:
+        fields["max_length"] = options["max_new_tokens"] + 1
+    return fields
+
+
 def check_defaults(defaults: dict, source: str) -> dict:
     """`defaults` if they are decoding options `GenerationConfig` accepts, else ConfigError naming `source`
     and the problem."""
     unknown = sorted(set(defaults) - DECODING_OPTIONS)
     if unknown:
         raise ConfigError(f"{source}: unknown decoding options {unknown}; known: {sorted(DECODING_OPTIONS)}")
-    values = dict(defaults)
-    if values.get("max_new_tokens") is not None:
-        values["max_length"] = values.pop("max_new_tokens") + 1
     try:
-        GenerationConfig(**{k: v for k, v in values.items() if v is not None})
+        GenerationConfig(**config_fields(defaults))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{source}: {e}") from None
     return dict(defaults)
